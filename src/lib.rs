@@ -1,0 +1,6 @@
+//! Gateway API `BackendTLSPolicy` for Rust.
+//!
+//! (crate docs are written in full further below)
+
+pub mod api;
+pub mod crd;
