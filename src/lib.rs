@@ -61,6 +61,11 @@
 
 pub mod api;
 pub mod crd;
+pub mod grant;
+pub mod index;
+pub mod name;
+pub mod policy;
+pub mod status;
 
 // The README's Rust snippets are doctests too.
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,183 @@
+//! [`Index::policy_conditions`]: the `Accepted` and `ResolvedRefs`
+//! conditions of one policy.
+
+use super::{BackendPort, Index, ObjectKey, PolicyEntry, TrustAnchors, unsupported_well_known};
+use crate::status::{ConditionState, PolicyConditions, Reason, TargetProblem};
+
+impl Index {
+    /// The conditions of a policy, or `None` if the index does not hold it.
+    ///
+    /// `Accepted` is `False` with, in this order of precedence: `Invalid`
+    /// (the spec does not validate, names an unsupported CA set or target
+    /// kind, or targets UDP only), `TargetNotFound` (a target or its port is
+    /// missing), `Conflicted` (another policy wins a target), or
+    /// `NoValidCACertificate` (no CA reference resolves); otherwise `True`.
+    /// `ResolvedRefs` is `False` with `InvalidKind` or
+    /// `InvalidCACertificateRef` (the first bad reference's reason) when any
+    /// CA reference does not resolve. Messages name every offending target,
+    /// reference or field and say why.
+    pub fn policy_conditions(&self, key: &ObjectKey) -> Option<PolicyConditions> {
+        let entry = self.policies.get(&key.namespace, &key.name)?;
+        let mut invalid = Vec::new();
+        let mut not_found = Vec::new();
+        let mut warnings = Vec::new();
+
+        match &entry.validated {
+            Err(errors) => invalid.push(format!("invalid: {errors}")),
+            Ok(policy) => {
+                if let Some(ca) = unsupported_well_known(policy) {
+                    invalid.push(format!(
+                        "wellKnownCACertificates {:?} is not supported (only System)",
+                        match ca {
+                            crate::policy::WellKnownCa::ImplementationSpecific(n) => n.as_str(),
+                            crate::policy::WellKnownCa::System => "System",
+                        }
+                    ));
+                }
+            }
+        }
+        for problem in self.target_problems(entry, &mut warnings) {
+            match problem.reason() {
+                Reason::TargetNotFound => not_found.push(problem.to_string()),
+                _ => invalid.push(problem.to_string()),
+            }
+        }
+        let conflicts = self.conflicts(entry);
+        let (ref_problems, no_valid_ca) = match &entry.validated {
+            Ok(policy) => match policy.trust_anchors() {
+                TrustAnchors::CaCertificateRefs(refs) => {
+                    let (problems, sources) = self.check_ca_refs(&key.namespace, refs);
+                    (problems, sources.is_empty())
+                }
+                TrustAnchors::WellKnown(_) => (Vec::new(), false),
+            },
+            Err(_) => (Vec::new(), false),
+        };
+
+        let accepted = if !invalid.is_empty() {
+            ConditionState { status: false, reason: Reason::Invalid, message: invalid.join("; ") }
+        } else if !not_found.is_empty() {
+            ConditionState {
+                status: false,
+                reason: Reason::TargetNotFound,
+                message: not_found.join("; "),
+            }
+        } else if !conflicts.is_empty() {
+            ConditionState {
+                status: false,
+                reason: Reason::Conflicted,
+                message: conflicts.join("; "),
+            }
+        } else if no_valid_ca {
+            let refs: Vec<_> = ref_problems.iter().map(ToString::to_string).collect();
+            ConditionState {
+                status: false,
+                reason: Reason::NoValidCACertificate,
+                message: format!("no CA certificate reference resolves: {}", refs.join("; ")),
+            }
+        } else {
+            let mut message = "the policy is accepted".to_owned();
+            for warning in &warnings {
+                message.push_str("; ");
+                message.push_str(warning);
+            }
+            ConditionState { status: true, reason: Reason::Accepted, message }
+        };
+        let resolved_refs = match ref_problems.first() {
+            None => ConditionState {
+                status: true,
+                reason: Reason::ResolvedRefs,
+                message: "every reference resolved".to_owned(),
+            },
+            Some(first) => ConditionState {
+                status: false,
+                reason: first.reason(),
+                message: ref_problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        };
+        Some(PolicyConditions {
+            observed_generation: entry.policy.metadata.generation,
+            accepted,
+            resolved_refs,
+        })
+    }
+
+    /// Problems with the policy's targets; warnings (UDP ports a
+    /// whole-Service policy skips) go to `warnings`.
+    fn target_problems(
+        &self,
+        entry: &PolicyEntry,
+        warnings: &mut Vec<String>,
+    ) -> Vec<TargetProblem> {
+        let mut problems: Vec<_> = entry
+            .unsupported_targets
+            .iter()
+            .map(|&index| {
+                let target = &entry.policy.spec.target_refs[index];
+                TargetProblem::UnsupportedKind {
+                    index,
+                    group_kind: crate::policy::GroupKind::new(&target.group, &target.kind),
+                }
+            })
+            .collect();
+        for (index, attach) in &entry.attachments {
+            let index = *index;
+            let target = format!("{} {}", attach.kind, attach.name);
+            let Some(ports) = self.backend_ports(attach.kind, &attach.namespace, &attach.name)
+            else {
+                problems.push(TargetProblem::NotFound { index, target });
+                continue;
+            };
+            match &attach.section {
+                Some(section) => match ports.iter().find(|p| p.name.as_ref() == Some(section)) {
+                    None => problems.push(TargetProblem::NoSuchPort {
+                        index,
+                        target,
+                        section: section.clone(),
+                    }),
+                    Some(port) if port.udp => problems.push(TargetProblem::UdpPort {
+                        index,
+                        target,
+                        section: section.clone(),
+                    }),
+                    Some(_) => {}
+                },
+                None => {
+                    let udp: Vec<_> =
+                        ports.iter().filter(|p| p.udp).map(BackendPort::label).collect();
+                    if !ports.is_empty() && udp.len() == ports.len() {
+                        problems.push(TargetProblem::OnlyUdpPorts { index, target });
+                    } else if !udp.is_empty() {
+                        warnings.push(format!(
+                            "targetRefs[{index}]: UDP ports {} of {target} are not covered",
+                            udp.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Where the policy loses to another one, as messages.
+    fn conflicts(&self, entry: &PolicyEntry) -> Vec<String> {
+        entry
+            .attachments
+            .iter()
+            .filter_map(|(index, attach)| {
+                let winner = self.ranked(attach).next()?;
+                (winner.key != entry.key).then(|| {
+                    let place = match &attach.section {
+                        Some(section) => format!("port {section} of {} {}", attach.kind, attach.name),
+                        None => format!("{} {}", attach.kind, attach.name),
+                    };
+                    format!("targetRefs[{index}]: {} also targets {place} and takes precedence (older, or same age and first by namespace/name)", winner.key)
+                })
+            })
+            .collect()
+    }
+}

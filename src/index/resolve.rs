@@ -1,0 +1,380 @@
+//! [`Index::resolve`]: from a backend reference to the policy that applies.
+
+use std::{fmt, sync::Arc};
+
+use super::{
+    AttachKey, BackendKind, CaSource, Index, ObjectKey, PolicyEntry, unsupported_well_known,
+};
+use crate::{
+    api::v1,
+    grant::Referrer,
+    policy::{TrustAnchors, ValidatedPolicy, ValidationErrors, WellKnownCa},
+    status::{Reason, RefProblem},
+};
+
+/// A reference to a backend, as a Route's `backendRef` makes it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BackendRef {
+    /// The object making the reference (its group, kind and namespace).
+    pub from: Referrer,
+    /// The kind of backend.
+    pub kind: BackendKind,
+    /// The backend's namespace.
+    pub namespace: String,
+    /// The backend's name.
+    pub name: String,
+    /// The backend port the reference names (the Service port, not the
+    /// target port).
+    pub port: i32,
+}
+
+impl BackendRef {
+    /// A reference to a Service port.
+    pub fn service(
+        from: Referrer,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        port: i32,
+    ) -> Self {
+        Self {
+            from,
+            kind: BackendKind::Service,
+            namespace: namespace.into(),
+            name: name.into(),
+            port,
+        }
+    }
+}
+
+impl fmt::Display for BackendRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{} port {}", self.kind, self.namespace, self.name, self.port)
+    }
+}
+
+/// The answer of [`Index::resolve`]: what happens to traffic for one
+/// backend, and which policies were considered.
+#[derive(Clone, Debug)]
+pub struct Resolution {
+    backend: BackendRef,
+    outcome: Outcome,
+    candidates: Vec<Candidate>,
+}
+
+impl Resolution {
+    /// The backend asked about.
+    pub fn backend(&self) -> &BackendRef {
+        &self.backend
+    }
+
+    /// What applies.
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+
+    /// Every policy that targets the backend's Service and could have
+    /// applied to this port, with why it did or did not.
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+}
+
+/// What applies to a backend.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The reference crosses namespaces and no ReferenceGrant allows it.
+    /// Nothing else is revealed (not even whether the backend exists).
+    RefNotPermitted,
+    /// No such backend.
+    BackendNotFound,
+    /// The backend has no such port.
+    PortNotFound,
+    /// No policy applies to this port: BackendTLSPolicy does not ask for
+    /// TLS.
+    NoPolicy,
+    /// A policy applies. Use it only through [`AppliedPolicy::usable`]:
+    /// when that fails, connections to the backend must fail (HTTP 5xx).
+    Policy(AppliedPolicy),
+}
+
+impl Outcome {
+    /// The reason to report on the referring Route's `ResolvedRefs`
+    /// condition, if the reference does not resolve.
+    pub fn route_reason(&self) -> Option<Reason> {
+        match self {
+            Self::RefNotPermitted => Some(Reason::RefNotPermitted),
+            _ => None,
+        }
+    }
+}
+
+/// The policy that applies to a backend port.
+#[derive(Clone, Debug)]
+pub struct AppliedPolicy {
+    entry: Arc<PolicyEntry>,
+    section: Option<String>,
+    problems: Vec<PolicyProblem>,
+    ca_sources: Vec<CaSource>,
+}
+
+impl AppliedPolicy {
+    /// The policy's namespace and name.
+    pub fn policy_key(&self) -> &ObjectKey {
+        &self.entry.key
+    }
+
+    /// The policy object.
+    pub fn policy(&self) -> &v1::BackendTlsPolicy {
+        &self.entry.policy
+    }
+
+    /// The port name the policy targets, or `None` for a whole-Service
+    /// policy.
+    pub fn section(&self) -> Option<&str> {
+        self.section.as_deref()
+    }
+
+    /// Everything that keeps the policy from being used; empty when it can
+    /// be.
+    pub fn problems(&self) -> &[PolicyProblem] {
+        &self.problems
+    }
+
+    /// The CA data of the references that resolved, in reference order.
+    pub fn ca_sources(&self) -> &[CaSource] {
+        &self.ca_sources
+    }
+
+    /// The validated policy to build TLS from, or, when anything is wrong,
+    /// the problems: then connections to the backend must fail (HTTP 5xx),
+    /// never go out in plaintext.
+    ///
+    /// # Errors
+    ///
+    /// The problems, when there is at least one.
+    pub fn usable(&self) -> Result<&ValidatedPolicy, &[PolicyProblem]> {
+        match &self.entry.validated {
+            Ok(policy) if self.problems.is_empty() => Ok(policy),
+            _ => Err(&self.problems),
+        }
+    }
+}
+
+/// Something that keeps an applied policy from being used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyProblem {
+    /// The spec does not validate.
+    Invalid(ValidationErrors),
+    /// `wellKnownCACertificates` names a set this crate does not provide.
+    UnsupportedWellKnown(String),
+    /// The policy targets a UDP port.
+    UdpPort {
+        /// The port.
+        port: i32,
+    },
+    /// A CA certificate reference does not resolve.
+    CaRef(RefProblem),
+    /// No CA certificate reference resolves.
+    NoValidCACertificate,
+}
+
+impl fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(errors) => write!(f, "invalid: {errors}"),
+            Self::UnsupportedWellKnown(name) => {
+                write!(f, "wellKnownCACertificates {name:?} is not supported (only System)")
+            }
+            Self::UdpPort { port } => {
+                write!(f, "port {port} is UDP; TLS policies apply to TCP only")
+            }
+            Self::CaRef(problem) => problem.fmt(f),
+            Self::NoValidCACertificate => f.write_str("no CA certificate reference resolves"),
+        }
+    }
+}
+
+/// A policy considered for a backend port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The policy.
+    pub policy: ObjectKey,
+    /// The port name it targets, or `None` for the whole Service.
+    pub section: Option<String>,
+    /// What became of it.
+    pub verdict: Verdict,
+}
+
+/// Why a candidate policy applies or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// It applies.
+    Applies,
+    /// Another policy for the same target and section wins: older, or as
+    /// old and first by `{namespace}/{name}`.
+    Conflicted {
+        /// The winner.
+        winner: ObjectKey,
+    },
+    /// A whole-Service policy, set aside for this port by a policy naming the
+    /// port.
+    Shadowed {
+        /// The port-specific policy that applies instead.
+        by: ObjectKey,
+    },
+    /// A whole-Service policy does not apply to a UDP port.
+    UdpPort,
+}
+
+impl fmt::Display for Resolution {
+    /// The "why" for logs and tools: the decision, then each candidate.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = &self.backend;
+        match &self.outcome {
+            Outcome::RefNotPermitted => write!(
+                f,
+                "{backend}: reference from {} {}/{} is not permitted (no ReferenceGrant in {} allows it)",
+                backend.from.group, backend.from.kind, backend.from.namespace, backend.namespace
+            )?,
+            Outcome::BackendNotFound => write!(f, "{backend}: {} not found", backend.kind)?,
+            Outcome::PortNotFound => write!(f, "{backend}: the {} has no such port", backend.kind)?,
+            Outcome::NoPolicy => write!(f, "{backend}: no BackendTLSPolicy applies")?,
+            Outcome::Policy(applied) => {
+                write!(f, "{backend}: BackendTLSPolicy {} applies", applied.policy_key())?;
+                match applied.usable() {
+                    Ok(_) => f.write_str(" and is usable")?,
+                    Err(problems) => {
+                        f.write_str(" but cannot be used; connections must fail:")?;
+                        for problem in problems {
+                            write!(f, "\n  - {problem}")?;
+                        }
+                    }
+                }
+            }
+        }
+        for candidate in &self.candidates {
+            let target = match &candidate.section {
+                Some(section) => format!("port {section}"),
+                None => "the whole Service".to_owned(),
+            };
+            write!(f, "\n  {} (targets {target}): ", candidate.policy)?;
+            match &candidate.verdict {
+                Verdict::Applies => f.write_str("applies")?,
+                Verdict::Conflicted { winner } => write!(
+                    f,
+                    "conflicted, {winner} wins (older, or same age and first by namespace/name)"
+                )?,
+                Verdict::Shadowed { by } => {
+                    write!(f, "not used for this port, {by} names the port")?
+                }
+                Verdict::UdpPort => f.write_str("not used, the port is UDP")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Index {
+    /// Decides what applies to one backend port.
+    ///
+    /// First the ReferenceGrant rule: a reference into another namespace
+    /// needs a grant there, and without one the answer is
+    /// [`Outcome::RefNotPermitted`] and nothing more. Then the backend and
+    /// its port, then the policies: the ones naming the port beat the
+    /// whole-Service ones; among equals the oldest wins. The applied policy
+    /// carries every problem that keeps it from being used.
+    pub fn resolve(&self, backend: &BackendRef) -> Resolution {
+        let resolution =
+            |outcome, candidates| Resolution { backend: backend.clone(), outcome, candidates };
+        let kind = backend.kind;
+        if !self
+            .grants
+            .permits(&backend.from, kind.group(), kind.kind(), &backend.namespace, &backend.name)
+            .is_allowed()
+        {
+            return resolution(Outcome::RefNotPermitted, Vec::new());
+        }
+        let Some(ports) = self.backend_ports(kind, &backend.namespace, &backend.name) else {
+            return resolution(Outcome::BackendNotFound, Vec::new());
+        };
+        let Some(port) = ports.iter().find(|p| p.port == backend.port) else {
+            return resolution(Outcome::PortNotFound, Vec::new());
+        };
+
+        let attach = |section: Option<String>| AttachKey {
+            kind,
+            namespace: backend.namespace.clone(),
+            name: backend.name.clone(),
+            section,
+        };
+        let mut candidates = Vec::new();
+        let mut winner: Option<(&Arc<PolicyEntry>, Option<String>)> = None;
+        if let Some(section) = &port.name {
+            for entry in self.ranked(&attach(Some(section.clone()))) {
+                let verdict = match winner {
+                    None => {
+                        winner = Some((entry, Some(section.clone())));
+                        Verdict::Applies
+                    }
+                    Some((first, _)) => Verdict::Conflicted { winner: first.key.clone() },
+                };
+                candidates.push(Candidate {
+                    policy: entry.key.clone(),
+                    section: Some(section.clone()),
+                    verdict,
+                });
+            }
+        }
+        let shadowing = winner.as_ref().map(|(entry, _)| entry.key.clone());
+        let mut whole_winner: Option<&Arc<PolicyEntry>> = None;
+        for entry in self.ranked(&attach(None)) {
+            let verdict = match (&shadowing, whole_winner) {
+                (Some(by), _) => Verdict::Shadowed { by: by.clone() },
+                (None, _) if port.udp => Verdict::UdpPort,
+                (None, None) => {
+                    whole_winner = Some(entry);
+                    Verdict::Applies
+                }
+                (None, Some(first)) => Verdict::Conflicted { winner: first.key.clone() },
+            };
+            candidates.push(Candidate { policy: entry.key.clone(), section: None, verdict });
+        }
+        let winner = winner.or(whole_winner.map(|entry| (entry, None)));
+
+        let Some((entry, section)) = winner else {
+            return resolution(Outcome::NoPolicy, candidates);
+        };
+        let (mut problems, ca_sources) = self.usage_problems(entry);
+        if port.udp {
+            problems.insert(0, PolicyProblem::UdpPort { port: port.port });
+        }
+        let applied = AppliedPolicy { entry: entry.clone(), section, problems, ca_sources };
+        resolution(Outcome::Policy(applied), candidates)
+    }
+
+    /// What keeps a policy from being used anywhere, and its CA data.
+    pub(super) fn usage_problems(
+        &self,
+        entry: &PolicyEntry,
+    ) -> (Vec<PolicyProblem>, Vec<CaSource>) {
+        let policy = match &entry.validated {
+            Err(errors) => return (vec![PolicyProblem::Invalid(errors.clone())], Vec::new()),
+            Ok(policy) => policy,
+        };
+        if let Some(WellKnownCa::ImplementationSpecific(name)) = unsupported_well_known(policy) {
+            return (vec![PolicyProblem::UnsupportedWellKnown(name.to_string())], Vec::new());
+        }
+        let TrustAnchors::CaCertificateRefs(refs) = policy.trust_anchors() else {
+            return (Vec::new(), Vec::new());
+        };
+        let (ref_problems, sources) = self.check_ca_refs(&entry.key.namespace, refs);
+        let mut problems: Vec<_> = ref_problems.into_iter().map(PolicyProblem::CaRef).collect();
+        if sources.is_empty() {
+            problems.push(PolicyProblem::NoValidCACertificate);
+        }
+        (problems, sources)
+    }
+}

@@ -1,0 +1,620 @@
+//! Scenario tests for the index: conformance stories decided by resolution
+//! and status, ReferenceGrant stories, precedence and deletes.
+
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::{ConfigMap, Secret, Service, ServicePort, ServiceSpec},
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
+    jiff::Timestamp,
+};
+
+use super::*;
+use crate::{
+    api::v1::{
+        LocalObjectReference, LocalPolicyTargetReferenceWithSectionName, ReferenceGrantFrom,
+        ReferenceGrantTo,
+    },
+    status::Reason,
+};
+
+const NS: &str = "gateway-conformance-infra";
+const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+fn meta(namespace: &str, name: &str) -> ObjectMeta {
+    ObjectMeta { namespace: Some(namespace.into()), name: Some(name.into()), ..Default::default() }
+}
+
+fn at(seconds: i64) -> Time {
+    Time(Timestamp::from_second(1_800_000_000 + seconds).unwrap())
+}
+
+/// A Service with named TCP ports `(name, port)`.
+fn mk_service(namespace: &str, name: &str, ports: &[(&str, i32)]) -> Service {
+    Service {
+        metadata: meta(namespace, name),
+        spec: Some(ServiceSpec {
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|(n, p)| ServicePort {
+                        name: Some((*n).into()),
+                        port: *p,
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn mk_ca_config_map(namespace: &str, name: &str, ca: Option<&str>) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(namespace, name),
+        data: Some(
+            ca.map(|ca| [(CA_CERT_KEY.to_owned(), ca.to_owned())].into()).unwrap_or_default(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn cm_ref(name: &str) -> LocalObjectReference {
+    LocalObjectReference { group: "".into(), kind: "ConfigMap".into(), name: name.into() }
+}
+
+/// A policy created `created` seconds into the test epoch, targeting
+/// `service` (and `section`), trusting the ConfigMap `ca`.
+fn mk_policy(
+    name: &str,
+    created: i64,
+    service: &str,
+    section: Option<&str>,
+    hostname: &str,
+) -> v1::BackendTlsPolicy {
+    let mut policy = v1::BackendTlsPolicy::new(
+        name,
+        v1::BackendTlsPolicySpec {
+            target_refs: vec![LocalPolicyTargetReferenceWithSectionName {
+                group: "".into(),
+                kind: "Service".into(),
+                name: service.into(),
+                section_name: section.map(Into::into),
+            }],
+            validation: v1::BackendTlsPolicyValidation {
+                ca_certificate_refs: Some(vec![cm_ref("ca")]),
+                hostname: hostname.into(),
+                ..Default::default()
+            },
+            options: None,
+        },
+    );
+    policy.metadata.namespace = Some(NS.into());
+    policy.metadata.creation_timestamp = Some(at(created));
+    policy.metadata.generation = Some(1);
+    policy
+}
+
+fn mk_grant(
+    namespace: &str,
+    name: &str,
+    from: (&str, &str, &str),
+    to: (&str, &str, Option<&str>),
+) -> v1::ReferenceGrant {
+    v1::ReferenceGrant {
+        metadata: meta(namespace, name),
+        spec: v1::ReferenceGrantSpec {
+            from: vec![ReferenceGrantFrom {
+                group: from.0.into(),
+                kind: from.1.into(),
+                namespace: from.2.into(),
+            }],
+            to: vec![ReferenceGrantTo {
+                group: to.0.into(),
+                kind: to.1.into(),
+                name: to.2.map(Into::into),
+            }],
+        },
+    }
+}
+
+/// An index with the conformance CA ConfigMap `ca`.
+fn mk_index() -> Index {
+    let mut index = Index::default();
+    index.apply(&mk_ca_config_map(NS, "ca", Some(PEM)));
+    index
+}
+
+fn route() -> Referrer {
+    Referrer::gateway_api("HTTPRoute", NS)
+}
+
+/// The name of the policy applied to `service:port`, if any.
+fn applied(index: &Index, service: &str, port: i32) -> Option<String> {
+    match index.resolve(&BackendRef::service(route(), NS, service, port)).outcome() {
+        Outcome::Policy(applied) => Some(applied.policy_key().name.clone()),
+        _ => None,
+    }
+}
+
+fn accepted(index: &Index, policy: &str) -> (bool, Reason) {
+    let conditions = index.policy_conditions(&ObjectKey::new(NS, policy)).unwrap();
+    (conditions.accepted.status, conditions.accepted.reason)
+}
+
+fn resolved_refs(index: &Index, policy: &str) -> (bool, Reason) {
+    let conditions = index.policy_conditions(&ObjectKey::new(NS, policy)).unwrap();
+    (conditions.resolved_refs.status, conditions.resolved_refs.reason)
+}
+
+#[test]
+fn conflict_without_section_name_oldest_wins() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_policy("conflicted-without-section-name-2", 1, "svc", None, "abc.example.com"));
+    index.apply(&mk_policy(
+        "conflicted-without-section-name-1",
+        0,
+        "svc",
+        None,
+        "other.example.com",
+    ));
+    assert_eq!(accepted(&index, "conflicted-without-section-name-1"), (true, Reason::Accepted));
+    assert_eq!(accepted(&index, "conflicted-without-section-name-2"), (false, Reason::Conflicted));
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("conflicted-without-section-name-1"));
+    let message = index
+        .policy_conditions(&ObjectKey::new(NS, "conflicted-without-section-name-2"))
+        .unwrap()
+        .accepted
+        .message;
+    assert!(message.contains("conflicted-without-section-name-1"), "{message}");
+}
+
+#[test]
+fn conflict_same_age_first_by_name_wins() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https-1", 443), ("https-2", 8443)]));
+    index.apply(&mk_policy("b", 0, "svc", Some("https-1"), "other.example.com"));
+    index.apply(&mk_policy("a", 0, "svc", Some("https-1"), "abc.example.com"));
+    assert_eq!(accepted(&index, "a"), (true, Reason::Accepted));
+    assert_eq!(accepted(&index, "b"), (false, Reason::Conflicted));
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("a"));
+    assert_eq!(applied(&index, "svc", 8443), None);
+}
+
+#[test]
+fn section_name_beats_whole_service_in_both_age_orders() {
+    for (section_created, whole_created) in [(0, 1), (1, 0)] {
+        let mut index = mk_index();
+        index.apply(&mk_service(NS, "svc", &[("https-1", 443), ("https-2", 8443)]));
+        index.apply(&mk_policy(
+            "with-section",
+            section_created,
+            "svc",
+            Some("https-1"),
+            "other.example.com",
+        ));
+        index.apply(&mk_policy("without-section", whole_created, "svc", None, "abc.example.com"));
+        assert_eq!(accepted(&index, "with-section"), (true, Reason::Accepted));
+        assert_eq!(accepted(&index, "without-section"), (true, Reason::Accepted));
+        assert_eq!(applied(&index, "svc", 443).as_deref(), Some("with-section"));
+        assert_eq!(applied(&index, "svc", 8443).as_deref(), Some("without-section"));
+        let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+        assert_eq!(
+            resolution.candidates()[1].verdict,
+            Verdict::Shadowed { by: ObjectKey::new(NS, "with-section") }
+        );
+    }
+}
+
+#[test]
+fn nonexistent_and_malformed_ca_refs_fail_closed() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_ca_config_map(NS, "malformed-ca-certificate", None));
+    let mut nonexistent =
+        mk_policy("nonexistent-ca-certificate-ref", 0, "svc", None, "abc.example.com");
+    nonexistent.spec.validation.ca_certificate_refs =
+        Some(vec![cm_ref("nonexistent-ca-certificate")]);
+    index.apply(&nonexistent);
+    let policy = "nonexistent-ca-certificate-ref";
+    assert_eq!(accepted(&index, policy), (false, Reason::NoValidCACertificate));
+    assert_eq!(resolved_refs(&index, policy), (false, Reason::InvalidCACertificateRef));
+    let Outcome::Policy(applied) =
+        index.resolve(&BackendRef::service(route(), NS, "svc", 443)).outcome().clone()
+    else {
+        panic!("the policy must apply")
+    };
+    assert!(applied.usable().is_err(), "a policy without CA must not be usable");
+
+    let mut malformed =
+        mk_policy("malformed-ca-certificate-ref", 0, "svc2", None, "abc.example.com");
+    malformed.spec.validation.ca_certificate_refs = Some(vec![cm_ref("malformed-ca-certificate")]);
+    index.apply(&mk_service(NS, "svc2", &[("https", 443)]));
+    index.apply(&malformed);
+    assert_eq!(
+        accepted(&index, "malformed-ca-certificate-ref"),
+        (false, Reason::NoValidCACertificate)
+    );
+    let conditions =
+        index.policy_conditions(&ObjectKey::new(NS, "malformed-ca-certificate-ref")).unwrap();
+    assert_eq!(conditions.resolved_refs.reason, Reason::InvalidCACertificateRef);
+    assert_eq!(
+        conditions.resolved_refs.message,
+        "caCertificateRefs[0] ConfigMap malformed-ca-certificate: has no key ca.crt"
+    );
+}
+
+#[test]
+fn invalid_kind() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let mut policy = mk_policy("invalid-kind", 0, "svc", None, "abc.example.com");
+    policy.spec.validation.ca_certificate_refs = Some(vec![LocalObjectReference {
+        group: "invalid.io".into(),
+        kind: "InvalidKind".into(),
+        name: "invalid-kind".into(),
+    }]);
+    index.apply(&policy);
+    assert_eq!(accepted(&index, "invalid-kind"), (false, Reason::NoValidCACertificate));
+    assert_eq!(resolved_refs(&index, "invalid-kind"), (false, Reason::InvalidKind));
+    assert!(matches!(
+        index.resolve(&BackendRef::service(route(), NS, "svc", 443)).outcome(),
+        Outcome::Policy(a) if a.usable().is_err()
+    ));
+}
+
+#[test]
+fn some_refs_bad_keeps_accepted_but_fails_closed() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let mut policy = mk_policy("partly", 0, "svc", None, "abc.example.com");
+    policy.spec.validation.ca_certificate_refs = Some(vec![cm_ref("ca"), cm_ref("missing")]);
+    index.apply(&policy);
+    assert_eq!(accepted(&index, "partly"), (true, Reason::Accepted));
+    assert_eq!(resolved_refs(&index, "partly"), (false, Reason::InvalidCACertificateRef));
+    let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
+    assert_eq!(applied.ca_sources().len(), 1);
+    assert!(applied.usable().is_err(), "{resolution}");
+}
+
+#[test]
+fn config_map_reconcile() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let mut policy = mk_policy("reconcile-test", 0, "svc", None, "abc.example.com");
+    policy.spec.validation.ca_certificate_refs = Some(vec![cm_ref("reconcile-ca")]);
+    index.apply(&policy);
+    let state =
+        |index: &Index| (accepted(index, "reconcile-test"), resolved_refs(index, "reconcile-test"));
+    let broken = ((false, Reason::NoValidCACertificate), (false, Reason::InvalidCACertificateRef));
+    let fine = ((true, Reason::Accepted), (true, Reason::ResolvedRefs));
+    assert_eq!(state(&index), broken);
+    index.apply(&mk_ca_config_map(NS, "reconcile-ca", Some(PEM)));
+    assert_eq!(state(&index), fine);
+    index.apply(&mk_ca_config_map(NS, "reconcile-ca", Some("")));
+    assert_eq!(state(&index), broken);
+    index.apply(&mk_ca_config_map(NS, "reconcile-ca", Some(PEM)));
+    assert_eq!(state(&index), fine);
+    index.delete::<ConfigMap>(&ObjectKey::new(NS, "reconcile-ca"));
+    assert_eq!(state(&index), broken);
+}
+
+#[test]
+fn secret_ca_refs_are_supported() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&Secret {
+        metadata: meta(NS, "ca-secret"),
+        data: Some([(CA_CERT_KEY.to_owned(), ByteString(PEM.into()))].into()),
+        ..Default::default()
+    });
+    let mut policy = mk_policy("secret", 0, "svc", None, "abc.example.com");
+    policy.spec.validation.ca_certificate_refs = Some(vec![LocalObjectReference {
+        group: "".into(),
+        kind: "Secret".into(),
+        name: "ca-secret".into(),
+    }]);
+    index.apply(&policy);
+    assert_eq!(resolved_refs(&index, "secret"), (true, Reason::ResolvedRefs));
+    let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
+    assert_eq!(&*applied.ca_sources()[0].pem, PEM.as_bytes());
+}
+
+#[test]
+fn san_validation_policies_are_accepted() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("btls", 443)]));
+    let sans = [
+        ("san-dns", vec![v1::SubjectAltName::hostname("abc.example.com")]),
+        ("san-uri", vec![v1::SubjectAltName::uri("spiffe://abc.example.com/test-identity")]),
+        (
+            "multiple-sans",
+            vec![
+                v1::SubjectAltName::uri("spiffe://abc.example.com/test-identity"),
+                v1::SubjectAltName::hostname("abc.example.com"),
+            ],
+        ),
+    ];
+    for (name, sans) in sans {
+        let mut policy =
+            mk_policy(name, 0, &format!("svc-{name}"), Some("btls"), "abc.example.com");
+        policy.spec.validation.subject_alt_names = Some(sans);
+        index.apply(&mk_service(NS, &format!("svc-{name}"), &[("btls", 443)]));
+        index.apply(&policy);
+        assert_eq!(accepted(&index, name), (true, Reason::Accepted), "{name}");
+        let resolution =
+            index.resolve(&BackendRef::service(route(), NS, format!("svc-{name}"), 443));
+        let Outcome::Policy(applied) = resolution.outcome() else { panic!("{name}") };
+        assert!(!applied.usable().unwrap().subject_alt_names().is_empty());
+    }
+}
+
+#[test]
+fn observed_generation_follows_the_policy() {
+    let mut index = mk_index();
+    let mut policy =
+        mk_policy("observed-generation-bump", 0, "svc", Some("https"), "abc.example.com");
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&policy);
+    let key = ObjectKey::new(NS, "observed-generation-bump");
+    assert_eq!(index.policy_conditions(&key).unwrap().observed_generation, Some(1));
+    policy.spec.validation.hostname = "foo.example.com".into();
+    policy.metadata.generation = Some(2);
+    index.apply(&policy);
+    let conditions = index.policy_conditions(&key).unwrap();
+    assert_eq!(conditions.observed_generation, Some(2));
+    assert!(conditions.accepted.status);
+}
+
+#[test]
+fn target_not_found_and_missing_port() {
+    let mut index = mk_index();
+    index.apply(&mk_policy("no-service", 0, "missing", None, "abc.example.com"));
+    assert_eq!(accepted(&index, "no-service"), (false, Reason::TargetNotFound));
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_policy("no-port", 0, "svc", Some("http"), "abc.example.com"));
+    assert_eq!(accepted(&index, "no-port"), (false, Reason::TargetNotFound));
+    let message = index.policy_conditions(&ObjectKey::new(NS, "no-port")).unwrap().accepted.message;
+    assert_eq!(message, "targetRefs[0]: Service svc has no port named http");
+    // The port-less section never applies, so port 443 has no policy.
+    assert_eq!(applied(&index, "svc", 443), None);
+    // Creating the Service clears TargetNotFound.
+    index.apply(&mk_service(NS, "missing", &[("https", 443)]));
+    assert_eq!(accepted(&index, "no-service"), (true, Reason::Accepted));
+}
+
+#[test]
+fn unsupported_target_kind_is_invalid() {
+    let mut index = mk_index();
+    let mut policy = mk_policy("pool", 0, "svc", None, "abc.example.com");
+    policy.spec.target_refs[0].group = "inference.networking.k8s.io".into();
+    policy.spec.target_refs[0].kind = "InferencePool".into();
+    index.apply(&policy);
+    assert_eq!(accepted(&index, "pool"), (false, Reason::Invalid));
+}
+
+#[test]
+fn service_import_is_a_target() {
+    let mut index = mk_index();
+    let mut policy = mk_policy("imported", 0, "shop", None, "abc.example.com");
+    policy.spec.target_refs[0].group = "multicluster.x-k8s.io".into();
+    policy.spec.target_refs[0].kind = "ServiceImport".into();
+    index.apply(&policy);
+    assert_eq!(accepted(&index, "imported"), (false, Reason::TargetNotFound));
+    let key = ObjectKey::new(NS, "shop");
+    index.apply_service_import(
+        &key,
+        vec![BackendPort { name: Some("https".into()), port: 443, udp: false }],
+    );
+    assert_eq!(accepted(&index, "imported"), (true, Reason::Accepted));
+    let backend = BackendRef {
+        kind: BackendKind::ServiceImport,
+        ..BackendRef::service(route(), NS, "shop", 443)
+    };
+    assert!(matches!(index.resolve(&backend).outcome(), Outcome::Policy(_)));
+    // A Service of the same name is a different backend.
+    assert!(matches!(
+        index.resolve(&BackendRef::service(route(), NS, "shop", 443)).outcome(),
+        Outcome::BackendNotFound
+    ));
+}
+
+#[test]
+fn udp_ports() {
+    let mut index = mk_index();
+    let mut service = mk_service(NS, "dns", &[("tcp", 53), ("udp", 5353)]);
+    service.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].protocol = Some("UDP".into());
+    index.apply(&service);
+    index.apply(&mk_policy("whole", 0, "dns", None, "abc.example.com"));
+    let conditions = index.policy_conditions(&ObjectKey::new(NS, "whole")).unwrap();
+    assert!(conditions.accepted.status);
+    assert!(
+        conditions.accepted.message.contains("UDP ports 5353 (udp)"),
+        "{}",
+        conditions.accepted.message
+    );
+    assert_eq!(applied(&index, "dns", 53).as_deref(), Some("whole"));
+    assert_eq!(applied(&index, "dns", 5353), None, "whole-Service policies skip UDP ports");
+
+    index.apply(&mk_policy("udp", 0, "dns", Some("udp"), "abc.example.com"));
+    assert_eq!(accepted(&index, "udp"), (false, Reason::Invalid));
+    let resolution = index.resolve(&BackendRef::service(route(), NS, "dns", 5353));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution}") };
+    assert_eq!(applied.usable().unwrap_err()[0], PolicyProblem::UdpPort { port: 5353 });
+}
+
+#[test]
+fn invalid_policy_still_attaches_and_fails_closed() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    // An IP hostname: the API server takes it, this crate does not.
+    index.apply(&mk_policy("ip", 0, "svc", None, "10.0.0.1"));
+    index.apply(&mk_policy("fine-but-newer", 1, "svc", None, "abc.example.com"));
+    assert_eq!(accepted(&index, "ip"), (false, Reason::Invalid));
+    let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution}") };
+    assert_eq!(applied.policy_key().name, "ip");
+    assert!(matches!(applied.usable(), Err([PolicyProblem::Invalid(_)])));
+    assert!(resolution.to_string().contains("cannot be used"), "{resolution}");
+}
+
+#[test]
+fn unsupported_well_known_is_invalid() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let mut policy = mk_policy("custom", 0, "svc", None, "abc.example.com");
+    policy.spec.validation.ca_certificate_refs = None;
+    policy.spec.validation.well_known_ca_certificates = Some("example.com/private-roots".into());
+    index.apply(&policy);
+    assert_eq!(accepted(&index, "custom"), (false, Reason::Invalid));
+    policy.spec.validation.well_known_ca_certificates = Some("System".into());
+    index.apply(&policy);
+    assert_eq!(accepted(&index, "custom"), (true, Reason::Accepted));
+    assert_eq!(resolved_refs(&index, "custom"), (true, Reason::ResolvedRefs));
+}
+
+#[test]
+fn deleting_the_winner_promotes_the_loser() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_policy("old", 0, "svc", None, "abc.example.com"));
+    index.apply(&mk_policy("new", 1, "svc", None, "abc.example.com"));
+    assert_eq!(accepted(&index, "new"), (false, Reason::Conflicted));
+    index.delete::<v1::BackendTlsPolicy>(&ObjectKey::new(NS, "old"));
+    assert_eq!(accepted(&index, "new"), (true, Reason::Accepted));
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("new"));
+    assert!(index.policy_conditions(&ObjectKey::new(NS, "old")).is_none());
+    index.delete::<v1::BackendTlsPolicy>(&ObjectKey::new(NS, "new"));
+    assert_eq!(applied(&index, "svc", 443), None);
+    assert!(index.attachments.is_empty(), "deletes leave nothing behind");
+    index.delete::<Service>(&ObjectKey::new(NS, "svc"));
+    assert!(matches!(
+        index.resolve(&BackendRef::service(route(), NS, "svc", 443)).outcome(),
+        Outcome::BackendNotFound
+    ));
+}
+
+#[test]
+fn reapplying_a_policy_moves_its_attachment() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "a", &[("https", 443)]));
+    index.apply(&mk_service(NS, "b", &[("https", 443)]));
+    index.apply(&mk_policy("p", 0, "a", None, "abc.example.com"));
+    index.apply(&mk_policy("p", 0, "b", None, "abc.example.com"));
+    assert_eq!(applied(&index, "a", 443), None);
+    assert_eq!(applied(&index, "b", 443).as_deref(), Some("p"));
+}
+
+mod grants {
+    use super::*;
+
+    const BACKEND_NS: &str = "backend";
+
+    fn setup() -> Index {
+        let mut index = Index::default();
+        index.apply(&mk_service(BACKEND_NS, "svc", &[("https", 443)]));
+        index
+    }
+
+    fn from_frontend(kind: &str) -> BackendRef {
+        BackendRef::service(Referrer::gateway_api(kind, "frontend"), BACKEND_NS, "svc", 443)
+    }
+
+    fn permitted(index: &Index, backend: &BackendRef) -> bool {
+        !matches!(index.resolve(backend).outcome(), Outcome::RefNotPermitted)
+    }
+
+    const HTTP_ROUTE: (&str, &str, &str) = ("gateway.networking.k8s.io", "HTTPRoute", "frontend");
+
+    #[test]
+    fn add_then_delete_grant() {
+        let mut index = setup();
+        let backend = from_frontend("HTTPRoute");
+        assert!(!permitted(&index, &backend));
+        index.apply(&mk_grant(BACKEND_NS, "g", HTTP_ROUTE, ("", "Service", None)));
+        assert!(permitted(&index, &backend));
+        index.delete::<v1::ReferenceGrant>(&ObjectKey::new(BACKEND_NS, "g"));
+        assert!(!permitted(&index, &backend));
+    }
+
+    #[test]
+    fn grant_naming_another_service_denies() {
+        let mut index = setup();
+        index.apply(&mk_grant(BACKEND_NS, "g", HTTP_ROUTE, ("", "Service", Some("other"))));
+        assert!(!permitted(&index, &from_frontend("HTTPRoute")));
+        index.apply(&mk_grant(BACKEND_NS, "g2", HTTP_ROUTE, ("", "Service", Some("svc"))));
+        assert!(permitted(&index, &from_frontend("HTTPRoute")));
+    }
+
+    #[test]
+    fn grant_for_another_route_kind_denies() {
+        let mut index = setup();
+        index.apply(&mk_grant(BACKEND_NS, "g", HTTP_ROUTE, ("", "Service", None)));
+        assert!(!permitted(&index, &from_frontend("GRPCRoute")));
+    }
+
+    #[test]
+    fn each_mismatch_denies() {
+        for (grant_ns, from, to) in [
+            ("elsewhere", HTTP_ROUTE, ("", "Service", None)),
+            (BACKEND_NS, ("example.com", "HTTPRoute", "frontend"), ("", "Service", None)),
+            (
+                BACKEND_NS,
+                ("gateway.networking.k8s.io", "HTTPRoute", "other"),
+                ("", "Service", None),
+            ),
+            (BACKEND_NS, HTTP_ROUTE, ("example.com", "Service", None)),
+            (BACKEND_NS, HTTP_ROUTE, ("", "Secret", None)),
+        ] {
+            let mut index = setup();
+            index.apply(&mk_grant(grant_ns, "g", from, to));
+            assert!(!permitted(&index, &from_frontend("HTTPRoute")), "{grant_ns} {from:?} {to:?}");
+        }
+    }
+
+    #[test]
+    fn denial_does_not_reveal_whether_the_service_exists() {
+        let index = setup();
+        let missing = BackendRef::service(
+            Referrer::gateway_api("HTTPRoute", "frontend"),
+            BACKEND_NS,
+            "nope",
+            443,
+        );
+        assert!(matches!(index.resolve(&missing).outcome(), Outcome::RefNotPermitted));
+        assert!(matches!(
+            index.resolve(&from_frontend("HTTPRoute")).outcome(),
+            Outcome::RefNotPermitted
+        ));
+    }
+
+    #[test]
+    fn same_namespace_needs_no_grant() {
+        let index = setup();
+        let backend = BackendRef::service(
+            Referrer::gateway_api("HTTPRoute", BACKEND_NS),
+            BACKEND_NS,
+            "svc",
+            443,
+        );
+        assert!(matches!(index.resolve(&backend).outcome(), Outcome::NoPolicy));
+    }
+
+    #[test]
+    fn v1beta1_grants_work_too() {
+        let mut index = setup();
+        let grant = v1beta1::ReferenceGrant::from(mk_grant(
+            BACKEND_NS,
+            "g",
+            HTTP_ROUTE,
+            ("", "Service", None),
+        ));
+        index.apply(&grant);
+        assert!(permitted(&index, &from_frontend("HTTPRoute")));
+        index.delete::<v1beta1::ReferenceGrant>(&ObjectKey::new(BACKEND_NS, "g"));
+        assert!(!permitted(&index, &from_frontend("HTTPRoute")));
+    }
+}

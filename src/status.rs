@@ -1,0 +1,392 @@
+//! Status: the condition types and reasons Gateway API defines for
+//! `BackendTLSPolicy`, the conditions of one policy, and [`merge`], which
+//! writes this controller's ancestor entries into a `PolicyStatus`.
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::{
+    api::v1::{ParentReference, PolicyAncestorStatus, PolicyStatus},
+    policy::{CaCertificateRef, GroupKind},
+};
+
+/// The most ancestor entries a `PolicyStatus` may hold (the API server
+/// rejects the whole write past it).
+pub const MAX_ANCESTORS: usize = 16;
+
+/// A condition type of a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConditionType {
+    /// Whether the policy is accepted and in effect.
+    Accepted,
+    /// Whether every reference of the policy resolved.
+    ResolvedRefs,
+}
+
+impl ConditionType {
+    /// The condition type as written in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "Accepted",
+            Self::ResolvedRefs => "ResolvedRefs",
+        }
+    }
+}
+
+impl fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A condition reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// `Accepted=True`.
+    Accepted,
+    /// `Accepted=False`: another policy for the same target and section wins.
+    Conflicted,
+    /// `Accepted=False`: the policy is invalid or unsupported.
+    Invalid,
+    /// `Accepted=False`: a target (or its section) does not exist.
+    TargetNotFound,
+    /// `Accepted=False`: none of the CA certificate references resolved.
+    NoValidCACertificate,
+    /// `ResolvedRefs=True`.
+    ResolvedRefs,
+    /// `ResolvedRefs=False`: a CA certificate reference is missing or
+    /// malformed.
+    InvalidCACertificateRef,
+    /// `ResolvedRefs=False`: a CA certificate reference names an
+    /// unsupported kind.
+    InvalidKind,
+    /// A cross-namespace reference that no ReferenceGrant allows (for the
+    /// Route's or Gateway's `ResolvedRefs`).
+    RefNotPermitted,
+}
+
+impl Reason {
+    /// The reason as written in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "Accepted",
+            Self::Conflicted => "Conflicted",
+            Self::Invalid => "Invalid",
+            Self::TargetNotFound => "TargetNotFound",
+            Self::NoValidCACertificate => "NoValidCACertificate",
+            Self::ResolvedRefs => "ResolvedRefs",
+            Self::InvalidCACertificateRef => "InvalidCACertificateRef",
+            Self::InvalidKind => "InvalidKind",
+            Self::RefNotPermitted => "RefNotPermitted",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a CA certificate reference does not resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefProblem {
+    /// The reference names a kind other than a core ConfigMap or Secret.
+    InvalidKind {
+        /// Its position in `caCertificateRefs`.
+        index: usize,
+        /// The reference.
+        reference: CaCertificateRef,
+    },
+    /// No such object in the policy's namespace.
+    NotFound {
+        /// Its position in `caCertificateRefs`.
+        index: usize,
+        /// The reference.
+        reference: CaCertificateRef,
+    },
+    /// The object has no `ca.crt` key.
+    MissingKey {
+        /// Its position in `caCertificateRefs`.
+        index: usize,
+        /// The reference.
+        reference: CaCertificateRef,
+    },
+    /// The object's `ca.crt` is empty.
+    EmptyKey {
+        /// Its position in `caCertificateRefs`.
+        index: usize,
+        /// The reference.
+        reference: CaCertificateRef,
+    },
+}
+
+impl RefProblem {
+    /// The `ResolvedRefs` reason for this problem.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::InvalidKind { .. } => Reason::InvalidKind,
+            _ => Reason::InvalidCACertificateRef,
+        }
+    }
+}
+
+impl fmt::Display for RefProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (Self::InvalidKind { index, reference }
+        | Self::NotFound { index, reference }
+        | Self::MissingKey { index, reference }
+        | Self::EmptyKey { index, reference }) = self;
+        let what =
+            format!("caCertificateRefs[{index}] {} {}", reference.group_kind, reference.name);
+        match self {
+            Self::InvalidKind { .. } => {
+                write!(f, "{what}: kind is not supported (use a core ConfigMap or Secret)")
+            }
+            Self::NotFound { .. } => write!(f, "{what}: not found"),
+            Self::MissingKey { .. } => write!(f, "{what}: has no key ca.crt"),
+            Self::EmptyKey { .. } => write!(f, "{what}: ca.crt is empty"),
+        }
+    }
+}
+
+/// Why a policy's target does not take the policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TargetProblem {
+    /// A target kind this crate does not support.
+    UnsupportedKind {
+        /// Its position in `targetRefs`.
+        index: usize,
+        /// Its group and kind.
+        group_kind: GroupKind,
+    },
+    /// No such target.
+    NotFound {
+        /// Its position in `targetRefs`.
+        index: usize,
+        /// Its kind and name, as `Service shop`.
+        target: String,
+    },
+    /// The target has no port with the section's name.
+    NoSuchPort {
+        /// Its position in `targetRefs`.
+        index: usize,
+        /// Its kind and name.
+        target: String,
+        /// The section name.
+        section: String,
+    },
+    /// The section names a UDP port; TLS policies apply to TCP only.
+    UdpPort {
+        /// Its position in `targetRefs`.
+        index: usize,
+        /// Its kind and name.
+        target: String,
+        /// The section name.
+        section: String,
+    },
+    /// The whole target is named and all of its ports are UDP.
+    OnlyUdpPorts {
+        /// Its position in `targetRefs`.
+        index: usize,
+        /// Its kind and name.
+        target: String,
+    },
+}
+
+impl TargetProblem {
+    /// The `Accepted` reason for this problem.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::NotFound { .. } | Self::NoSuchPort { .. } => Reason::TargetNotFound,
+            _ => Reason::Invalid,
+        }
+    }
+}
+
+impl fmt::Display for TargetProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnsupportedKind { index, group_kind } => write!(
+                f,
+                "targetRefs[{index}]: kind {group_kind} is not supported \
+                 (Service, multicluster.x-k8s.io/ServiceImport)"
+            ),
+            Self::NotFound { index, target } => {
+                write!(f, "targetRefs[{index}]: {target} not found")
+            }
+            Self::NoSuchPort { index, target, section } => {
+                write!(f, "targetRefs[{index}]: {target} has no port named {section}")
+            }
+            Self::UdpPort { index, target, section } => write!(
+                f,
+                "targetRefs[{index}]: port {section} of {target} is UDP; TLS policies apply to TCP only"
+            ),
+            Self::OnlyUdpPorts { index, target } => write!(
+                f,
+                "targetRefs[{index}]: every port of {target} is UDP; TLS policies apply to TCP only"
+            ),
+        }
+    }
+}
+
+/// The state of one condition: status, reason and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionState {
+    /// `True` or `False`.
+    pub status: bool,
+    /// The reason.
+    pub reason: Reason,
+    /// What a person reads: which object or field, and why.
+    pub message: String,
+}
+
+/// The conditions a policy carries (for every ancestor alike), computed by
+/// [`Index::policy_conditions`](crate::index::Index::policy_conditions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyConditions {
+    /// The policy's `metadata.generation` the conditions describe.
+    pub observed_generation: Option<i64>,
+    /// `Accepted`.
+    pub accepted: ConditionState,
+    /// `ResolvedRefs`.
+    pub resolved_refs: ConditionState,
+}
+
+impl PolicyConditions {
+    /// The conditions as `metav1.Condition`s, stamped `now` (merging keeps
+    /// the previous time of a condition whose status did not change).
+    pub fn to_conditions(&self, now: &Time) -> Vec<Condition> {
+        [
+            (ConditionType::Accepted, &self.accepted),
+            (ConditionType::ResolvedRefs, &self.resolved_refs),
+        ]
+        .into_iter()
+        .map(|(type_, state)| Condition {
+            type_: type_.as_str().to_owned(),
+            status: if state.status { "True" } else { "False" }.to_owned(),
+            reason: state.reason.as_str().to_owned(),
+            // The API server caps messages at 32768 characters.
+            message: truncate(&state.message, 32768),
+            observed_generation: self.observed_generation,
+            last_transition_time: now.clone(),
+        })
+        .collect()
+    }
+}
+
+fn truncate(message: &str, max_chars: usize) -> String {
+    match message.char_indices().nth(max_chars) {
+        Some((end, _)) => message[..end].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// What [`merge`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Merged {
+    /// The status to write.
+    pub status: PolicyStatus,
+    /// Whether it differs from the status merged into (no write needed
+    /// otherwise).
+    pub changed: bool,
+    /// Our ancestors that did not fit under [`MAX_ANCESTORS`]: the policy
+    /// cannot be reported for them, and should be treated as not
+    /// implementable for those Gateways.
+    pub dropped: Vec<ParentReference>,
+}
+
+/// Writes this controller's entries into a policy's status.
+///
+/// `ours` is the complete set of ancestors (usually Gateways) this
+/// controller reports the policy for, with their conditions. Entries of
+/// other controllers stay as they are, where they are. Our entries for
+/// ancestors not in `ours` are removed. A condition whose status did not
+/// change keeps its `lastTransitionTime`. An entry of ours whose stored
+/// `observedGeneration` is newer than the one offered is kept (we are looking
+/// at an old version of the policy). At most [`MAX_ANCESTORS`] entries are
+/// written; the ancestors that did not fit come back in [`Merged::dropped`].
+/// Merging the result again with the same input changes nothing.
+pub fn merge(
+    existing: Option<&PolicyStatus>,
+    controller_name: &str,
+    ours: impl IntoIterator<Item = (ParentReference, Vec<Condition>)>,
+) -> Merged {
+    let existing_ancestors = existing.map(|s| s.ancestors.as_slice()).unwrap_or_default();
+    let is_ours = |entry: &PolicyAncestorStatus| entry.controller_name == controller_name;
+    let ours: Vec<_> = ours.into_iter().collect();
+
+    let mut ancestors: Vec<PolicyAncestorStatus> =
+        existing_ancestors.iter().filter(|e| !is_ours(e)).cloned().collect();
+    let mut dropped = Vec::new();
+    // Ancestors we already report keep their place ahead of new ones, so a
+    // full list does not churn.
+    let (known, new): (Vec<_>, Vec<_>) = ours.into_iter().partition(|(ancestor, _)| {
+        existing_ancestors.iter().any(|e| is_ours(e) && same_ancestor(&e.ancestor_ref, ancestor))
+    });
+    for (ancestor, conditions) in known.into_iter().chain(new) {
+        if ancestors.len() >= MAX_ANCESTORS {
+            dropped.push(ancestor);
+            continue;
+        }
+        let previous = existing_ancestors
+            .iter()
+            .find(|e| is_ours(e) && same_ancestor(&e.ancestor_ref, &ancestor));
+        let entry = match previous {
+            Some(previous) if is_newer(previous, &conditions) => previous.clone(),
+            _ => PolicyAncestorStatus {
+                conditions: merge_conditions(previous.map(|p| p.conditions.as_slice()), conditions),
+                ancestor_ref: previous.map_or(ancestor, |p| p.ancestor_ref.clone()),
+                controller_name: controller_name.to_owned(),
+            },
+        };
+        ancestors.push(entry);
+    }
+    // Keep the stored order when the set of entries is unchanged, so that a
+    // second merge is a no-op.
+    let position = |entry: &PolicyAncestorStatus| {
+        existing_ancestors
+            .iter()
+            .position(|e| {
+                e.controller_name == entry.controller_name
+                    && same_ancestor(&e.ancestor_ref, &entry.ancestor_ref)
+            })
+            .unwrap_or(usize::MAX)
+    };
+    ancestors.sort_by_key(position);
+    let changed = ancestors != existing_ancestors;
+    Merged { status: PolicyStatus { ancestors }, changed, dropped }
+}
+
+/// Ancestor references compare with the API server's defaults applied.
+fn same_ancestor(a: &ParentReference, b: &ParentReference) -> bool {
+    a.group() == b.group()
+        && a.kind() == b.kind()
+        && a.namespace == b.namespace
+        && a.name == b.name
+        && a.section_name == b.section_name
+        && a.port == b.port
+}
+
+fn is_newer(stored: &PolicyAncestorStatus, offered: &[Condition]) -> bool {
+    let generation = |cs: &[Condition]| cs.iter().filter_map(|c| c.observed_generation).max();
+    matches!((generation(&stored.conditions), generation(offered)), (Some(s), Some(o)) if s > o)
+}
+
+fn merge_conditions(previous: Option<&[Condition]>, offered: Vec<Condition>) -> Vec<Condition> {
+    offered
+        .into_iter()
+        .map(|mut condition| {
+            let same = previous.into_iter().flatten().find(|p| p.type_ == condition.type_);
+            if let Some(previous) = same.filter(|p| p.status == condition.status) {
+                condition.last_transition_time = previous.last_transition_time.clone();
+            }
+            condition
+        })
+        .collect()
+}
