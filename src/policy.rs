@@ -290,12 +290,26 @@ pub mod rule {
 }
 
 /// Collects problems while walking a spec.
+///
+/// Like the API server, the CEL rules are not reported when a value broke
+/// a maximum (items, properties, length) or an enum: the server does not
+/// run them then ("some validation rules were not checked").
 #[derive(Default)]
-struct Errors(Vec<FieldError>);
+struct Errors {
+    schema: Vec<FieldError>,
+    rules: Vec<FieldError>,
+    rules_blocked: bool,
+}
 
 impl Errors {
     fn push(&mut self, path: impl Into<String>, problem: Problem) {
-        self.0.push(FieldError { path: path.into(), problem });
+        self.rules_blocked |= matches!(
+            problem,
+            Problem::TooMany { .. }
+                | Problem::Unsupported { .. }
+                | Problem::InvalidValue { reason: NameError::TooLong { .. }, .. }
+        );
+        self.schema.push(FieldError { path: path.into(), problem });
     }
 
     /// Runs a string check and records its failure; returns the parsed value.
@@ -320,8 +334,15 @@ impl Errors {
 
     fn rule(&mut self, path: impl Into<String>, holds: bool, message: &'static str) {
         if !holds {
-            self.push(path, Problem::Rule(message));
+            self.rules.push(FieldError { path: path.into(), problem: Problem::Rule(message) });
         }
+    }
+
+    fn finish(mut self) -> Result<(), ValidationErrors> {
+        if !self.rules_blocked {
+            self.schema.append(&mut self.rules);
+        }
+        if self.schema.is_empty() { Ok(()) } else { Err(ValidationErrors(self.schema)) }
     }
 }
 
@@ -394,9 +415,7 @@ impl TryFrom<&v1::BackendTlsPolicySpec> for ValidatedPolicy {
 
         let options = validate_options(spec.options.as_ref(), &mut errors);
 
-        if !errors.0.is_empty() {
-            return Err(ValidationErrors(errors.0));
-        }
+        errors.finish()?;
         let trust_anchors = match well_known {
             Some(well_known) => TrustAnchors::WellKnown(well_known),
             None => TrustAnchors::CaCertificateRefs(ca_refs),

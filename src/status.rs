@@ -390,3 +390,139 @@ fn merge_conditions(previous: Option<&[Condition]>, offered: Vec<Condition>) -> 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    const US: &str = "example.com/us";
+    const THEM: &str = "example.net/them";
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(1_800_000_000 + seconds).unwrap())
+    }
+
+    fn gateway(name: &str) -> ParentReference {
+        ParentReference { namespace: Some("infra".into()), name: name.into(), ..Default::default() }
+    }
+
+    fn conditions(accepted: bool, generation: i64, now: i64) -> Vec<Condition> {
+        let state =
+            |status, reason: Reason| ConditionState { status, reason, message: String::new() };
+        PolicyConditions {
+            observed_generation: Some(generation),
+            accepted: if accepted {
+                state(true, Reason::Accepted)
+            } else {
+                state(false, Reason::Conflicted)
+            },
+            resolved_refs: state(true, Reason::ResolvedRefs),
+        }
+        .to_conditions(&at(now))
+    }
+
+    fn entry(controller: &str, gw: &str) -> PolicyAncestorStatus {
+        PolicyAncestorStatus {
+            ancestor_ref: gateway(gw),
+            controller_name: controller.into(),
+            conditions: conditions(true, 1, 0),
+        }
+    }
+
+    #[test]
+    fn leaves_other_controllers_alone_and_is_idempotent() {
+        let existing = PolicyStatus { ancestors: vec![entry(THEM, "a"), entry(US, "old")] };
+        let first = merge(Some(&existing), US, [(gateway("b"), conditions(true, 2, 10))]);
+        assert!(first.changed);
+        assert_eq!(first.status.ancestors[0], existing.ancestors[0], "theirs untouched, in place");
+        assert_eq!(first.status.ancestors.len(), 2, "our stale entry for `old` is gone");
+        assert_eq!(first.status.ancestors[1].ancestor_ref.name, "b");
+
+        let second = merge(Some(&first.status), US, [(gateway("b"), conditions(true, 2, 20))]);
+        assert!(!second.changed);
+        assert_eq!(second.status, first.status);
+    }
+
+    #[test]
+    fn keeps_transition_time_while_status_holds() {
+        let first = merge(None, US, [(gateway("a"), conditions(true, 1, 0))]);
+        let second = merge(Some(&first.status), US, [(gateway("a"), conditions(true, 2, 50))]);
+        let accepted = &second.status.ancestors[0].conditions[0];
+        assert_eq!(accepted.last_transition_time, at(0));
+        assert_eq!(accepted.observed_generation, Some(2));
+        assert!(second.changed, "observedGeneration moved");
+
+        let third = merge(Some(&second.status), US, [(gateway("a"), conditions(false, 3, 99))]);
+        let accepted = &third.status.ancestors[0].conditions[0];
+        assert_eq!(
+            (accepted.status.as_str(), accepted.last_transition_time.clone()),
+            ("False", at(99))
+        );
+        let resolved = &third.status.ancestors[0].conditions[1];
+        assert_eq!(resolved.last_transition_time, at(0), "ResolvedRefs did not change");
+    }
+
+    #[test]
+    fn never_exceeds_sixteen_and_reports_the_rest() {
+        let theirs: Vec<_> = (0..10).map(|i| entry(THEM, &format!("t{i}"))).collect();
+        let existing = PolicyStatus { ancestors: theirs };
+        let ours: Vec<_> =
+            (0..8).map(|i| (gateway(&format!("u{i}")), conditions(true, 1, 0))).collect();
+        let merged = merge(Some(&existing), US, ours);
+        assert_eq!(merged.status.ancestors.len(), MAX_ANCESTORS);
+        let dropped: Vec<_> = merged.dropped.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(dropped, ["u6", "u7"]);
+    }
+
+    #[test]
+    fn a_known_ancestor_keeps_its_place_when_full() {
+        let mut ancestors: Vec<_> = (0..15).map(|i| entry(THEM, &format!("t{i}"))).collect();
+        ancestors.push(entry(US, "mine"));
+        let existing = PolicyStatus { ancestors };
+        let merged = merge(
+            Some(&existing),
+            US,
+            [(gateway("new"), conditions(true, 1, 0)), (gateway("mine"), conditions(true, 1, 0))],
+        );
+        assert_eq!(merged.status.ancestors[15].ancestor_ref.name, "mine");
+        assert_eq!(merged.dropped, [gateway("new")]);
+        assert!(!merged.changed);
+    }
+
+    #[test]
+    fn does_not_overwrite_a_newer_generation() {
+        let newer = merge(None, US, [(gateway("a"), conditions(true, 5, 0))]);
+        let stale = merge(Some(&newer.status), US, [(gateway("a"), conditions(false, 4, 10))]);
+        assert!(!stale.changed);
+        assert_eq!(stale.status, newer.status);
+    }
+
+    #[test]
+    fn ancestor_defaults_are_applied_when_matching() {
+        let explicit = ParentReference {
+            group: Some("gateway.networking.k8s.io".into()),
+            kind: Some("Gateway".into()),
+            ..gateway("a")
+        };
+        let existing = PolicyStatus {
+            ancestors: vec![PolicyAncestorStatus { ancestor_ref: explicit, ..entry(US, "a") }],
+        };
+        let merged = merge(Some(&existing), US, [(gateway("a"), conditions(true, 1, 0))]);
+        assert!(!merged.changed, "{:?}", merged.status);
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_the_api_limit() {
+        let state =
+            ConditionState { status: false, reason: Reason::Invalid, message: "é".repeat(40_000) };
+        let conditions = PolicyConditions {
+            observed_generation: None,
+            accepted: state.clone(),
+            resolved_refs: state,
+        }
+        .to_conditions(&at(0));
+        assert_eq!(conditions[0].message.chars().count(), 32768);
+    }
+}

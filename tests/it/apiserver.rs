@@ -83,17 +83,25 @@ fn cases() -> Vec<Case> {
 }
 
 /// The server's causes in the table's terms: the message without its
-/// `Invalid value: "…": ` (or `Required value: `) lead.
+/// `Invalid value: "…": `, `Too many: 17: `, `Unsupported value: "…": ` or
+/// `Too long: ` lead.
 fn reported(status: &kube::core::Status) -> Vec<ExpectedError> {
     let causes = status.details.as_ref().map(|d| d.causes.as_slice()).unwrap_or_default();
     let mut errors: Vec<_> = causes
         .iter()
         .map(|cause| {
-            let message = match cause.message.strip_prefix("Invalid value: ") {
-                // The value is JSON-quoted; the explanation follows `": `.
-                Some(rest) => rest.split_once("\": ").map_or(rest, |(_, m)| m),
-                None => &cause.message,
-            };
+            let message = ["Invalid value: ", "Too many: ", "Unsupported value: ", "Too long: "]
+                .iter()
+                .find_map(|lead| cause.message.strip_prefix(lead))
+                .map_or(cause.message.as_str(), |rest| {
+                    // The value, JSON-quoted or bare, then `: ` (`Too long`
+                    // has no value).
+                    let split = if rest.starts_with('"') { "\": " } else { ": " };
+                    match cause.message.starts_with("Too long") {
+                        true => rest,
+                        false => rest.split_once(split).map_or(rest, |(_, m)| m),
+                    }
+                });
             ExpectedError { field: cause.field.clone(), message: message.to_owned() }
         })
         .collect();

@@ -3,3 +3,4 @@
 mod apiserver;
 mod crd;
 mod manifests;
+mod validation;
