@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod apiserver;
+mod cel;
 mod crd;
 mod manifests;
 mod validation;
