@@ -8,12 +8,13 @@
 //! one). Grants only add permissions; deleting one takes its permissions
 //! away.
 //!
-//! Lookups are hash lookups keyed by everything but the referent's name, so
-//! their cost does not depend on how many grants the cluster holds.
+//! Lookups are hash lookups by the two namespaces involved, so their cost
+//! does not depend on how many grants the cluster holds.
 
-use std::collections::{BTreeMap, HashMap};
-
-use crate::{api::v1, index::ObjectKey};
+use crate::{
+    api::v1,
+    index::{Map, ObjectKey},
+};
 
 /// The object making a reference: a Route, a Gateway…
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -33,77 +34,102 @@ impl Referrer {
     }
 }
 
-/// Everything a grant matches on except the referent's name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct PermitKey {
-    to_namespace: String,
+/// One `from` × `to` pair of one grant.
+#[derive(Clone, Debug)]
+struct Rule {
+    grant: ObjectKey,
+    from_group: String,
+    from_kind: String,
     to_group: String,
     to_kind: String,
-    from: Referrer,
+    /// `None`: every object of the group and kind.
+    to_name: Option<String>,
 }
 
-/// What one grant allows for one [`PermitKey`]: every name, or these.
-#[derive(Clone, Debug, Default)]
-struct Names {
-    any: bool,
-    names: Vec<String>,
-}
-
-/// The ReferenceGrants of a cluster, indexed for permission checks.
+/// The ReferenceGrants of a cluster, indexed for permission checks: by the
+/// namespace referred to, then the referrer's namespace. Only the rules
+/// between those two namespaces are looked at.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Grants {
-    /// Per key, per grant: what that grant allows.
-    permits: HashMap<PermitKey, BTreeMap<ObjectKey, Names>>,
-    /// Per grant, its keys, to delete it.
-    keys: HashMap<ObjectKey, Vec<PermitKey>>,
+    rules: Map<String, Map<String, Vec<Rule>>>,
+    /// The referrer namespaces of each grant, to delete it.
+    grants: Map<ObjectKey, Vec<String>>,
 }
 
 impl Grants {
     pub(crate) fn apply(&mut self, grant: &v1::ReferenceGrant) {
         let Some(key) = ObjectKey::of(&grant.metadata) else { return };
         self.delete(&key);
-        let mut keys = Vec::new();
+        let by_from = self.rules.entry(key.namespace.clone()).or_default();
+        let mut from_namespaces = Vec::new();
         for from in &grant.spec.from {
+            let rules = by_from.entry(from.namespace.clone()).or_default();
             for to in &grant.spec.to {
-                let permit = PermitKey {
-                    to_namespace: key.namespace.clone(),
+                rules.push(Rule {
+                    grant: key.clone(),
+                    from_group: from.group.clone(),
+                    from_kind: from.kind.clone(),
                     to_group: to.group.clone(),
                     to_kind: to.kind.clone(),
-                    from: Referrer {
-                        group: from.group.clone(),
-                        kind: from.kind.clone(),
-                        namespace: from.namespace.clone(),
-                    },
-                };
-                let names =
-                    self.permits.entry(permit.clone()).or_default().entry(key.clone()).or_default();
-                match &to.name {
-                    None => names.any = true,
-                    Some(name) => names.names.push(name.clone()),
-                }
-                keys.push(permit);
+                    to_name: to.name.clone(),
+                });
             }
+            from_namespaces.push(from.namespace.clone());
         }
-        self.keys.insert(key, keys);
+        self.grants.insert(key, from_namespaces);
     }
 
     pub(crate) fn delete(&mut self, grant: &ObjectKey) {
-        for permit in self.keys.remove(grant).unwrap_or_default() {
-            if let Some(by_grant) = self.permits.get_mut(&permit) {
-                by_grant.remove(grant);
-                if by_grant.is_empty() {
-                    self.permits.remove(&permit);
+        let Some(from_namespaces) = self.grants.remove(grant) else { return };
+        let Some(by_from) = self.rules.get_mut(&grant.namespace) else { return };
+        for from in from_namespaces {
+            if let Some(rules) = by_from.get_mut(&from) {
+                rules.retain(|rule| rule.grant != *grant);
+                if rules.is_empty() {
+                    by_from.remove(&from);
                 }
             }
+        }
+        if by_from.is_empty() {
+            self.rules.remove(&grant.namespace);
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+        self.grants.len()
     }
 
-    /// Whether `from` may refer to the object `group`/`kind` `namespace/name`.
-    /// The grant that allows it, if one is needed.
+    /// The grant that lets `from` refer to `group`/`kind` `namespace/name`.
+    fn find(
+        &self,
+        from: &Referrer,
+        group: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&Rule> {
+        self.rules.get(namespace)?.get(&from.namespace)?.iter().find(|rule| {
+            rule.from_group == from.group
+                && rule.from_kind == from.kind
+                && rule.to_group == group
+                && rule.to_kind == kind
+                && rule.to_name.as_deref().is_none_or(|n| n == name)
+        })
+    }
+
+    /// Whether `from` may refer to `group`/`kind` `namespace/name`.
+    pub(crate) fn allows(
+        &self,
+        from: &Referrer,
+        group: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> bool {
+        from.namespace == namespace || self.find(from, group, kind, namespace, name).is_some()
+    }
+
+    /// Like [`Grants::allows`], naming the grant that allows it.
     pub(crate) fn permits(
         &self,
         from: &Referrer,
@@ -115,20 +141,8 @@ impl Grants {
         if from.namespace == namespace {
             return Permission::SameNamespace;
         }
-        let key = PermitKey {
-            to_namespace: namespace.to_owned(),
-            to_group: group.to_owned(),
-            to_kind: kind.to_owned(),
-            from: from.clone(),
-        };
-        let granted = self.permits.get(&key).and_then(|by_grant| {
-            by_grant
-                .iter()
-                .find(|(_, names)| names.any || names.names.iter().any(|n| n == name))
-                .map(|(grant, _)| grant.clone())
-        });
-        match granted {
-            Some(grant) => Permission::Granted(grant),
+        match self.find(from, group, kind, namespace, name) {
+            Some(rule) => Permission::Granted(rule.grant.clone()),
             None => Permission::Denied,
         }
     }

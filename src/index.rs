@@ -30,7 +30,7 @@
 //! policy `Accepted=False/Invalid` here.
 
 use std::{
-    collections::{BTreeMap, HashMap, btree_map},
+    collections::{BTreeMap, HashMap},
     fmt,
     sync::Arc,
 };
@@ -147,14 +147,20 @@ impl BackendPort {
     }
 }
 
+/// The hash map of the index. Keys are names from the cluster, which
+/// tenants choose, so the hasher is randomly seeded (foldhash's quality
+/// variant: much faster than std's SipHash on short strings, and not open to
+/// precomputed collisions).
+pub(crate) type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+
 /// Maps of maps so that lookups borrow `&str` keys instead of building an
 /// owned key.
 #[derive(Clone, Debug)]
-struct Namespaced<V>(HashMap<String, HashMap<String, V>>);
+struct Namespaced<V>(Map<String, Map<String, V>>);
 
 impl<V> Default for Namespaced<V> {
     fn default() -> Self {
-        Self(HashMap::new())
+        Self(Map::default())
     }
 }
 
@@ -177,7 +183,76 @@ impl<V> Namespaced<V> {
     }
 
     fn len(&self) -> usize {
-        self.0.values().map(HashMap::len).sum()
+        self.0.values().map(Map::len).sum()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.values().flat_map(Map::values)
+    }
+}
+
+impl<V: Default> Namespaced<V> {
+    /// The value at `namespace/name`, inserted empty if absent.
+    fn entry(&mut self, namespace: &str, name: &str) -> &mut V {
+        let names = match self.0.get_mut(namespace) {
+            Some(_) => self.0.get_mut(namespace).unwrap(),
+            None => self.0.entry(namespace.to_owned()).or_default(),
+        };
+        if !names.contains_key(name) {
+            names.insert(name.to_owned(), V::default());
+        }
+        names.get_mut(name).expect("inserted above")
+    }
+
+    /// Changes the value at `namespace/name` and drops it once `empty`.
+    fn update(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&mut V),
+        empty: impl Fn(&V) -> bool,
+    ) {
+        change(self.entry(namespace, name));
+        if empty(self.entry(namespace, name)) {
+            self.remove(&ObjectKey::new(namespace, name));
+        }
+    }
+}
+
+/// Policies ranked best first.
+type Ranked = BTreeMap<Rank, Arc<PolicyEntry>>;
+
+/// A backend (Service or ServiceImport) and the policies attached to it, so
+/// that one lookup answers both.
+#[derive(Clone, Debug, Default)]
+struct Target {
+    /// The backend's ports; `None` while the backend object is absent.
+    ports: Option<Vec<BackendPort>>,
+    /// Policies naming the whole backend.
+    whole: Ranked,
+    /// Policies naming one port, by port name.
+    sections: Map<Arc<str>, Ranked>,
+}
+
+impl Target {
+    fn ranked_mut(&mut self, attach: &AttachKey) -> &mut Ranked {
+        match &attach.section {
+            None => &mut self.whole,
+            Some(section) => self.sections.entry(Arc::from(section.as_str())).or_default(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ports.is_none() && self.whole.is_empty() && self.sections.is_empty()
+    }
+
+    fn ranked(&self, section: Option<&str>) -> Option<(&Ranked, Option<&Arc<str>>)> {
+        match section {
+            None => Some((&self.whole, None)),
+            Some(section) => {
+                self.sections.get_key_value(section).map(|(name, ranked)| (ranked, Some(name)))
+            }
+        }
     }
 }
 
@@ -197,18 +272,22 @@ struct AttachKey {
 struct Rank {
     undated: bool,
     created: Option<Time>,
-    key: ObjectKey,
+    key: Arc<ObjectKey>,
 }
 
 /// A policy as the index holds it.
 #[derive(Debug)]
 pub(crate) struct PolicyEntry {
-    key: ObjectKey,
+    key: Arc<ObjectKey>,
     policy: v1::BackendTlsPolicy,
     validated: Result<ValidatedPolicy, ValidationErrors>,
     rank: Rank,
     attachments: Vec<(usize, AttachKey)>,
     unsupported_targets: Vec<usize>,
+    /// What keeps the policy from being used, given the CA objects.
+    problems: Vec<PolicyProblem>,
+    /// The CA data of the references that resolve.
+    ca_sources: Arc<[CaSource]>,
 }
 
 /// CA material found in a ConfigMap or Secret under [`CA_CERT_KEY`].
@@ -268,7 +347,7 @@ impl CaData {
 ///
 /// let route = Referrer::gateway_api("HTTPRoute", "shop");
 /// let resolution = index.resolve(&BackendRef::service(route, "shop", "shop", 443));
-/// let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution}") };
+/// let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
 /// assert_eq!(applied.policy_key().name, "shop-tls");
 /// assert!(applied.usable().is_ok());
 /// # Ok::<(), serde_json::Error>(())
@@ -276,10 +355,12 @@ impl CaData {
 #[derive(Clone, Debug, Default)]
 pub struct Index {
     policies: Namespaced<Arc<PolicyEntry>>,
-    attachments: HashMap<AttachKey, BTreeMap<Rank, Arc<PolicyEntry>>>,
-    backends: HashMap<(BackendKind, String, String), Vec<BackendPort>>,
+    /// Backends and their policies: Services, then ServiceImports.
+    targets: [Namespaced<Target>; 2],
     config_maps: Namespaced<CaData>,
     secrets: Namespaced<CaData>,
+    /// The policies naming each CA object name, whatever its kind.
+    ca_dependents: Namespaced<Vec<Arc<ObjectKey>>>,
     grants: Grants,
 }
 
@@ -311,17 +392,12 @@ impl Index {
     /// Adds or replaces a `multicluster.x-k8s.io` `ServiceImport` by its
     /// ports (implementation-specific target kind).
     pub fn apply_service_import(&mut self, key: &ObjectKey, ports: Vec<BackendPort>) {
-        self.backends
-            .insert((BackendKind::ServiceImport, key.namespace.clone(), key.name.clone()), ports);
+        self.set_ports(BackendKind::ServiceImport, key, Some(ports));
     }
 
     /// Removes a `ServiceImport`.
     pub fn delete_service_import(&mut self, key: &ObjectKey) {
-        self.backends.remove(&(
-            BackendKind::ServiceImport,
-            key.namespace.clone(),
-            key.name.clone(),
-        ));
+        self.set_ports(BackendKind::ServiceImport, key, None);
     }
 
     /// How many policies the index holds.
@@ -332,7 +408,7 @@ impl Index {
     /// How many objects of every kind the index holds.
     pub fn object_count(&self) -> usize {
         self.policies.len()
-            + self.backends.len()
+            + self.targets.iter().flat_map(Namespaced::values).filter(|t| t.ports.is_some()).count()
             + self.config_maps.len()
             + self.secrets.len()
             + self.grants.len()
@@ -341,8 +417,7 @@ impl Index {
     /// The keys of every policy, in `{namespace}/{name}` order, for writing
     /// status for each.
     pub fn policy_keys(&self) -> Vec<ObjectKey> {
-        let mut keys: Vec<_> =
-            self.policies.0.values().flat_map(|m| m.values().map(|e| e.key.clone())).collect();
+        let mut keys: Vec<_> = self.policies.values().map(|e| ObjectKey::clone(&e.key)).collect();
         keys.sort();
         keys
     }
@@ -372,7 +447,7 @@ impl Index {
         let rank = Rank {
             undated: policy.metadata.creation_timestamp.is_none(),
             created: policy.metadata.creation_timestamp.clone(),
-            key: key.clone(),
+            key: Arc::new(key.clone()),
         };
         let mut attachments = Vec::new();
         let mut unsupported_targets = Vec::new();
@@ -390,39 +465,92 @@ impl Index {
                 None => unsupported_targets.push(i),
             }
         }
+        let validated = ValidatedPolicy::try_from(&policy.spec);
+        // Resolving must not look CA objects up again: the problems and CA
+        // data are computed here, and again whenever a CA object this policy
+        // names changes (see `refresh_dependents`).
+        let (problems, ca_sources) = self.usage_problems(&key.namespace, &validated);
+        for name in ca_ref_names(&validated) {
+            self.ca_dependents.entry(&key.namespace, name).push(rank.key.clone());
+        }
         let entry = Arc::new(PolicyEntry {
-            key: key.clone(),
-            validated: ValidatedPolicy::try_from(&policy.spec),
+            key: rank.key.clone(),
+            validated,
             policy: policy.clone(),
             rank,
             attachments,
             unsupported_targets,
+            problems,
+            ca_sources: ca_sources.into(),
         });
         for (_, attach) in &entry.attachments {
-            self.attachments
-                .entry(attach.clone())
-                .or_default()
-                .insert(entry.rank.clone(), entry.clone());
+            let (rank, value) = (entry.rank.clone(), entry.clone());
+            self.targets[attach.kind as usize]
+                .entry(&attach.namespace, &attach.name)
+                .ranked_mut(attach)
+                .insert(rank, value);
         }
         self.policies.insert(&key, entry);
     }
 
     fn delete_policy(&mut self, key: &ObjectKey) {
         let Some(entry) = self.policies.remove(key) else { return };
+        for name in ca_ref_names(&entry.validated) {
+            self.ca_dependents.update(
+                &key.namespace,
+                name,
+                |dependents| dependents.retain(|d| **d != *key),
+                Vec::is_empty,
+            );
+        }
         for (_, attach) in &entry.attachments {
-            if let Some(ranked) = self.attachments.get_mut(attach) {
-                ranked.remove(&entry.rank);
-                if ranked.is_empty() {
-                    self.attachments.remove(attach);
-                }
+            self.targets[attach.kind as usize].update(
+                &attach.namespace,
+                &attach.name,
+                |target| {
+                    let ranked = target.ranked_mut(attach);
+                    ranked.remove(&entry.rank);
+                    if let (true, Some(section)) = (ranked.is_empty(), &attach.section) {
+                        target.sections.remove(section.as_str());
+                    }
+                },
+                Target::is_empty,
+            );
+        }
+    }
+
+    /// Recomputes the policies that name the CA object `key` (ConfigMap or
+    /// Secret) after it changed.
+    fn refresh_dependents(&mut self, key: &ObjectKey) {
+        let dependents =
+            self.ca_dependents.get(&key.namespace, &key.name).cloned().unwrap_or_default();
+        for dependent in dependents {
+            if let Some(policy) = self.policy(&dependent).cloned() {
+                self.apply_policy(&policy);
             }
         }
     }
 
+    /// Sets (or, with `None`, removes) a backend's ports.
+    fn set_ports(&mut self, kind: BackendKind, key: &ObjectKey, ports: Option<Vec<BackendPort>>) {
+        self.targets[kind as usize].update(
+            &key.namespace,
+            &key.name,
+            |t| t.ports = ports,
+            Target::is_empty,
+        );
+    }
+
+    fn target(&self, kind: BackendKind, namespace: &str, name: &str) -> Option<&Target> {
+        self.targets[kind as usize].get(namespace, name)
+    }
+
     /// The policies attached at one point, best first.
-    fn ranked(&self, attach: &AttachKey) -> btree_map::Values<'_, Rank, Arc<PolicyEntry>> {
-        static EMPTY: BTreeMap<Rank, Arc<PolicyEntry>> = BTreeMap::new();
-        self.attachments.get(attach).unwrap_or(&EMPTY).values()
+    fn ranked(&self, attach: &AttachKey) -> impl Iterator<Item = &Arc<PolicyEntry>> {
+        self.target(attach.kind, &attach.namespace, &attach.name)
+            .and_then(|t| t.ranked(attach.section.as_deref()))
+            .into_iter()
+            .flat_map(|(ranked, _)| ranked.values())
     }
 
     fn backend_ports(
@@ -431,9 +559,7 @@ impl Index {
         namespace: &str,
         name: &str,
     ) -> Option<&[BackendPort]> {
-        // The tuple key needs owned strings; backends are looked up once per
-        // resolve.
-        self.backends.get(&(kind, namespace.to_owned(), name.to_owned())).map(Vec::as_slice)
+        self.target(kind, namespace, name)?.ports.as_deref()
     }
 
     /// Checks the CA references of a validated policy: what each refers to,
@@ -463,11 +589,7 @@ impl Index {
                 Some(CaData::Empty) => {
                     problems.push(RefProblem::EmptyKey { index, reference: ca_ref.clone() })
                 }
-                Some(CaData::Present(pem)) => sources.push(CaSource {
-                    reference: ca_ref.clone(),
-                    namespace: namespace.to_owned(),
-                    pem: pem.clone(),
-                }),
+                Some(CaData::Present(pem)) => sources.push(CaSource { index, pem: pem.clone() }),
             }
         }
         (problems, sources)
@@ -477,10 +599,8 @@ impl Index {
 /// PEM data found under [`CA_CERT_KEY`] of a referenced ConfigMap or Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaSource {
-    /// The reference it came from.
-    pub reference: CaCertificateRef,
-    /// The namespace of the referent (the policy's).
-    pub namespace: String,
+    /// The position of its reference in `caCertificateRefs`.
+    pub index: usize,
     /// The bytes under `ca.crt`, not yet parsed.
     pub pem: Arc<[u8]>,
 }
@@ -539,10 +659,10 @@ impl Indexed for Service {
                 udp: p.protocol.as_deref() == Some("UDP"),
             })
             .collect();
-        index.backends.insert((BackendKind::Service, key.namespace, key.name), ports);
+        index.set_ports(BackendKind::Service, &key, Some(ports));
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
-        index.backends.remove(&(BackendKind::Service, key.namespace.clone(), key.name.clone()));
+        index.set_ports(BackendKind::Service, key, None);
     }
 }
 
@@ -554,9 +674,11 @@ impl Indexed for ConfigMap {
         let binary =
             self.binary_data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(|b| b.0.as_slice());
         index.config_maps.insert(&key, CaData::from_bytes(text.or(binary)));
+        index.refresh_dependents(&key);
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.config_maps.remove(key);
+        index.refresh_dependents(key);
     }
 }
 
@@ -572,10 +694,23 @@ impl Indexed for Secret {
         let string_data =
             self.string_data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(String::as_bytes);
         index.secrets.insert(&key, CaData::from_bytes(data.or(string_data)));
+        index.refresh_dependents(&key);
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.secrets.remove(key);
+        index.refresh_dependents(key);
     }
+}
+
+/// The names of the CA objects a policy refers to.
+fn ca_ref_names(
+    validated: &Result<ValidatedPolicy, ValidationErrors>,
+) -> impl Iterator<Item = &str> {
+    let refs = match validated.as_ref().map(ValidatedPolicy::trust_anchors) {
+        Ok(TrustAnchors::CaCertificateRefs(refs)) => refs.as_slice(),
+        _ => &[],
+    };
+    refs.iter().map(|r| r.name.as_str())
 }
 
 /// Whether a validated policy names a CA set this crate cannot provide.

@@ -2,9 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use super::{
-    AttachKey, BackendKind, CaSource, Index, ObjectKey, PolicyEntry, unsupported_well_known,
-};
+use super::{BackendKind, CaSource, Index, ObjectKey, PolicyEntry, unsupported_well_known};
 use crate::{
     api::v1,
     grant::Referrer,
@@ -56,17 +54,11 @@ impl fmt::Display for BackendRef {
 /// backend, and which policies were considered.
 #[derive(Clone, Debug)]
 pub struct Resolution {
-    backend: BackendRef,
     outcome: Outcome,
     candidates: Vec<Candidate>,
 }
 
 impl Resolution {
-    /// The backend asked about.
-    pub fn backend(&self) -> &BackendRef {
-        &self.backend
-    }
-
     /// What applies.
     pub fn outcome(&self) -> &Outcome {
         &self.outcome
@@ -77,6 +69,17 @@ impl Resolution {
     pub fn candidates(&self) -> &[Candidate] {
         &self.candidates
     }
+
+    /// The "why" for logs and tools: the decision for `backend` (the
+    /// reference this resolution answers), then each candidate policy.
+    pub fn explain<'a>(&'a self, backend: &'a BackendRef) -> impl fmt::Display + 'a {
+        Explanation { resolution: self, backend }
+    }
+}
+
+struct Explanation<'a> {
+    resolution: &'a Resolution,
+    backend: &'a BackendRef,
 }
 
 /// What applies to a backend.
@@ -113,9 +116,8 @@ impl Outcome {
 #[derive(Clone, Debug)]
 pub struct AppliedPolicy {
     entry: Arc<PolicyEntry>,
-    section: Option<String>,
+    section: Option<Arc<str>>,
     problems: Vec<PolicyProblem>,
-    ca_sources: Vec<CaSource>,
 }
 
 impl AppliedPolicy {
@@ -143,7 +145,7 @@ impl AppliedPolicy {
 
     /// The CA data of the references that resolved, in reference order.
     pub fn ca_sources(&self) -> &[CaSource] {
-        &self.ca_sources
+        &self.entry.ca_sources
     }
 
     /// The validated policy to build TLS from, or, when anything is wrong,
@@ -200,9 +202,9 @@ impl fmt::Display for PolicyProblem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Candidate {
     /// The policy.
-    pub policy: ObjectKey,
+    pub policy: Arc<ObjectKey>,
     /// The port name it targets, or `None` for the whole Service.
-    pub section: Option<String>,
+    pub section: Option<Arc<str>>,
     /// What became of it.
     pub verdict: Verdict,
 }
@@ -217,23 +219,22 @@ pub enum Verdict {
     /// old and first by `{namespace}/{name}`.
     Conflicted {
         /// The winner.
-        winner: ObjectKey,
+        winner: Arc<ObjectKey>,
     },
     /// A whole-Service policy, set aside for this port by a policy naming the
     /// port.
     Shadowed {
         /// The port-specific policy that applies instead.
-        by: ObjectKey,
+        by: Arc<ObjectKey>,
     },
     /// A whole-Service policy does not apply to a UDP port.
     UdpPort,
 }
 
-impl fmt::Display for Resolution {
-    /// The "why" for logs and tools: the decision, then each candidate.
+impl fmt::Display for Explanation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let backend = &self.backend;
-        match &self.outcome {
+        let backend = self.backend;
+        match &self.resolution.outcome {
             Outcome::RefNotPermitted => write!(
                 f,
                 "{backend}: reference from {} {}/{} is not permitted (no ReferenceGrant in {} allows it)",
@@ -255,7 +256,7 @@ impl fmt::Display for Resolution {
                 }
             }
         }
-        for candidate in &self.candidates {
+        for candidate in &self.resolution.candidates {
             let target = match &candidate.section {
                 Some(section) => format!("port {section}"),
                 None => "the whole Service".to_owned(),
@@ -287,52 +288,49 @@ impl Index {
     /// whole-Service ones; among equals the oldest wins. The applied policy
     /// carries every problem that keeps it from being used.
     pub fn resolve(&self, backend: &BackendRef) -> Resolution {
-        let resolution =
-            |outcome, candidates| Resolution { backend: backend.clone(), outcome, candidates };
+        let resolution = |outcome, candidates| Resolution { outcome, candidates };
         let kind = backend.kind;
-        if !self
-            .grants
-            .permits(&backend.from, kind.group(), kind.kind(), &backend.namespace, &backend.name)
-            .is_allowed()
-        {
+        let (namespace, name) = (backend.namespace.as_str(), backend.name.as_str());
+        if !self.grants.allows(&backend.from, kind.group(), kind.kind(), namespace, name) {
             return resolution(Outcome::RefNotPermitted, Vec::new());
         }
-        let Some(ports) = self.backend_ports(kind, &backend.namespace, &backend.name) else {
+        let Some(target) = self.target(kind, namespace, name) else {
+            return resolution(Outcome::BackendNotFound, Vec::new());
+        };
+        let Some(ports) = &target.ports else {
             return resolution(Outcome::BackendNotFound, Vec::new());
         };
         let Some(port) = ports.iter().find(|p| p.port == backend.port) else {
             return resolution(Outcome::PortNotFound, Vec::new());
         };
 
-        let attach = |section: Option<String>| AttachKey {
-            kind,
-            namespace: backend.namespace.clone(),
-            name: backend.name.clone(),
-            section,
-        };
         let mut candidates = Vec::new();
-        let mut winner: Option<(&Arc<PolicyEntry>, Option<String>)> = None;
-        if let Some(section) = &port.name {
-            for entry in self.ranked(&attach(Some(section.clone()))) {
-                let verdict = match winner {
-                    None => {
-                        winner = Some((entry, Some(section.clone())));
-                        Verdict::Applies
-                    }
-                    Some((first, _)) => Verdict::Conflicted { winner: first.key.clone() },
-                };
-                candidates.push(Candidate {
-                    policy: entry.key.clone(),
-                    section: Some(section.clone()),
-                    verdict,
-                });
+        // Policies naming the port: the first wins, the rest conflict.
+        let named = port.name.as_deref().and_then(|n| target.ranked(Some(n)));
+        let mut winner: Option<(&Arc<PolicyEntry>, Option<Arc<str>>)> = None;
+        for (entry, section) in named
+            .into_iter()
+            .flat_map(|(ranked, section)| ranked.values().map(move |e| (e, section)))
+        {
+            let verdict = match &winner {
+                None => Verdict::Applies,
+                Some((first, _)) => Verdict::Conflicted { winner: first.key.clone() },
+            };
+            if winner.is_none() {
+                winner = Some((entry, section.cloned()));
             }
+            candidates.push(Candidate {
+                policy: entry.key.clone(),
+                section: section.cloned(),
+                verdict,
+            });
         }
-        let shadowing = winner.as_ref().map(|(entry, _)| entry.key.clone());
+        // Policies naming the whole backend: shadowed by a port policy, not
+        // for UDP, else the first wins.
         let mut whole_winner: Option<&Arc<PolicyEntry>> = None;
-        for entry in self.ranked(&attach(None)) {
-            let verdict = match (&shadowing, whole_winner) {
-                (Some(by), _) => Verdict::Shadowed { by: by.clone() },
+        for entry in target.whole.values() {
+            let verdict = match (&winner, whole_winner) {
+                (Some((by, _)), _) => Verdict::Shadowed { by: by.key.clone() },
                 (None, _) if port.udp => Verdict::UdpPort,
                 (None, None) => {
                     whole_winner = Some(entry);
@@ -342,25 +340,27 @@ impl Index {
             };
             candidates.push(Candidate { policy: entry.key.clone(), section: None, verdict });
         }
-        let winner = winner.or(whole_winner.map(|entry| (entry, None)));
 
-        let Some((entry, section)) = winner else {
+        let Some((entry, section)) = winner.or(whole_winner.map(|entry| (entry, None))) else {
             return resolution(Outcome::NoPolicy, candidates);
         };
-        let (mut problems, ca_sources) = self.usage_problems(entry);
+        // Cloning an empty Vec does not allocate: the usable path stays free
+        // of allocations here.
+        let mut problems = entry.problems.clone();
         if port.udp {
             problems.insert(0, PolicyProblem::UdpPort { port: port.port });
         }
-        let applied = AppliedPolicy { entry: entry.clone(), section, problems, ca_sources };
+        let applied = AppliedPolicy { entry: entry.clone(), section, problems };
         resolution(Outcome::Policy(applied), candidates)
     }
 
     /// What keeps a policy from being used anywhere, and its CA data.
     pub(super) fn usage_problems(
         &self,
-        entry: &PolicyEntry,
+        namespace: &str,
+        validated: &Result<ValidatedPolicy, ValidationErrors>,
     ) -> (Vec<PolicyProblem>, Vec<CaSource>) {
-        let policy = match &entry.validated {
+        let policy = match validated {
             Err(errors) => return (vec![PolicyProblem::Invalid(errors.clone())], Vec::new()),
             Ok(policy) => policy,
         };
@@ -370,7 +370,7 @@ impl Index {
         let TrustAnchors::CaCertificateRefs(refs) = policy.trust_anchors() else {
             return (Vec::new(), Vec::new());
         };
-        let (ref_problems, sources) = self.check_ca_refs(&entry.key.namespace, refs);
+        let (ref_problems, sources) = self.check_ca_refs(namespace, refs);
         let mut problems: Vec<_> = ref_problems.into_iter().map(PolicyProblem::CaRef).collect();
         if sources.is_empty() {
             problems.push(PolicyProblem::NoValidCACertificate);

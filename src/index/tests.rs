@@ -202,7 +202,7 @@ fn section_name_beats_whole_service_in_both_age_orders() {
         let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
         assert_eq!(
             resolution.candidates()[1].verdict,
-            Verdict::Shadowed { by: ObjectKey::new(NS, "with-section") }
+            Verdict::Shadowed { by: ObjectKey::new(NS, "with-section").into() }
         );
     }
 }
@@ -276,7 +276,7 @@ fn some_refs_bad_keeps_accepted_but_fails_closed() {
     let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
     let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
     assert_eq!(applied.ca_sources().len(), 1);
-    assert!(applied.usable().is_err(), "{resolution}");
+    assert!(applied.usable().is_err(), "{resolution:?}");
 }
 
 #[test]
@@ -320,6 +320,7 @@ fn secret_ca_refs_are_supported() {
     assert_eq!(resolved_refs(&index, "secret"), (true, Reason::ResolvedRefs));
     let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
     let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
+    assert_eq!(applied.ca_sources()[0].index, 0);
     assert_eq!(&*applied.ca_sources()[0].pem, PEM.as_bytes());
 }
 
@@ -442,7 +443,7 @@ fn udp_ports() {
     index.apply(&mk_policy("udp", 0, "dns", Some("udp"), "abc.example.com"));
     assert_eq!(accepted(&index, "udp"), (false, Reason::Invalid));
     let resolution = index.resolve(&BackendRef::service(route(), NS, "dns", 5353));
-    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution}") };
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
     assert_eq!(applied.usable().unwrap_err()[0], PolicyProblem::UdpPort { port: 5353 });
 }
 
@@ -454,11 +455,21 @@ fn invalid_policy_still_attaches_and_fails_closed() {
     index.apply(&mk_policy("ip", 0, "svc", None, "10.0.0.1"));
     index.apply(&mk_policy("fine-but-newer", 1, "svc", None, "abc.example.com"));
     assert_eq!(accepted(&index, "ip"), (false, Reason::Invalid));
-    let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
-    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution}") };
+    let backend = BackendRef::service(route(), NS, "svc", 443);
+    let resolution = index.resolve(&backend);
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
     assert_eq!(applied.policy_key().name, "ip");
     assert!(matches!(applied.usable(), Err([PolicyProblem::Invalid(_)])));
-    assert!(resolution.to_string().contains("cannot be used"), "{resolution}");
+    assert_eq!(
+        resolution.explain(&backend).to_string(),
+        "Service gateway-conformance-infra/svc port 443: BackendTLSPolicy gateway-conformance-infra/ip \
+         applies but cannot be used; connections must fail:\n  \
+         - invalid: spec.validation.hostname: invalid value \"10.0.0.1\": must be a DNS name, not an \
+         IP address (its last label is a number)\n  \
+         gateway-conformance-infra/ip (targets the whole Service): applies\n  \
+         gateway-conformance-infra/fine-but-newer (targets the whole Service): conflicted, \
+         gateway-conformance-infra/ip wins (older, or same age and first by namespace/name)"
+    );
 }
 
 #[test]
@@ -489,8 +500,10 @@ fn deleting_the_winner_promotes_the_loser() {
     assert!(index.policy_conditions(&ObjectKey::new(NS, "old")).is_none());
     index.delete::<v1::BackendTlsPolicy>(&ObjectKey::new(NS, "new"));
     assert_eq!(applied(&index, "svc", 443), None);
-    assert!(index.attachments.is_empty(), "deletes leave nothing behind");
     index.delete::<Service>(&ObjectKey::new(NS, "svc"));
+    index.delete::<ConfigMap>(&ObjectKey::new(NS, "ca"));
+    assert_eq!(index.object_count(), 0);
+    assert!(index.targets.iter().all(|t| t.len() == 0), "deletes leave nothing behind");
     assert!(matches!(
         index.resolve(&BackendRef::service(route(), NS, "svc", 443)).outcome(),
         Outcome::BackendNotFound

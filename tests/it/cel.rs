@@ -52,7 +52,10 @@ fn san() -> impl Strategy<Value = Value> {
 fn spec() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(target(), 1..=5),
-        prop::option::of(prop::collection::vec(Just(json!({"group": "", "kind": "ConfigMap", "name": "ca"})), 0..=2)),
+        prop::option::of(prop::collection::vec(
+            Just(json!({"group": "", "kind": "ConfigMap", "name": "ca"})),
+            0..=2,
+        )),
         prop::option::of(prop::sample::select(vec!["", "System"])),
         prop::option::of(prop::collection::vec(san(), 0..=3)),
     )
@@ -74,7 +77,8 @@ fn spec() -> impl Strategy<Value = Value> {
 fn crd_schema() -> Value {
     let crd = crd::backend_tls_policies();
     let version = crd.spec.versions.iter().find(|v| v.name == "v1").unwrap();
-    serde_json::to_value(version.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap()).unwrap()
+    serde_json::to_value(version.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap())
+        .unwrap()
 }
 
 proptest! {
@@ -124,7 +128,8 @@ fn kube_cel_reports_rules_at_our_paths() {
         },
     });
     let errors = Validator::new().validate(&crd_schema(), &object, None).unwrap_err();
-    let mut got: Vec<_> = errors.iter().map(|e| (e.field_path.as_str(), e.message.as_str())).collect();
+    let mut got: Vec<_> =
+        errors.iter().map(|e| (e.field_path.as_str(), e.message.as_str())).collect();
     got.sort();
     use backend_tls_policy::policy::rule;
     assert_eq!(
