@@ -8,38 +8,88 @@
 //! grows into the whole path from those objects to a ready, fail-closed
 //! `rustls::ClientConfig`.
 //!
-//! What is here today:
+//! Data flows one way: wire types → validated types → index → resolution
+//! → status (and, next, TLS).
 //!
 //! - [`api`]: the wire types — `BackendTLSPolicy` [`v1`](api::v1) (and the
 //!   deprecated [`v1alpha3`](api::v1alpha3)), `ReferenceGrant`
 //!   [`v1`](api::v1) and [`v1beta1`](api::v1beta1) — with kube's
 //!   `CustomResource` derive, so `kube::Api<BackendTlsPolicy>` just works;
 //! - [`crd`]: their CustomResourceDefinitions, schema-equal to the upstream
-//!   Gateway API v1.6.1 standard channel, CEL rules and messages included.
+//!   Gateway API v1.6.1 standard channel, CEL rules and messages included;
+//! - [`name`] and [`policy`]: validated types. [`ValidatedPolicy`] is
+//!   reachable only through `TryFrom` from the wire spec, and the
+//!   [`ValidationErrors`] on the way name every problem by field path, in
+//!   agreement with the API server (the few places where this crate is
+//!   stricter are listed in [`policy`]);
+//! - [`index`]: a pure in-memory [`Index`] of policies, Services, CA
+//!   ConfigMaps and Secrets, and ReferenceGrants; [`Index::resolve`] says
+//!   which policy applies to a backend port and whether it can be used,
+//!   with hash lookups only;
+//! - [`grant`]: the ReferenceGrant rules;
+//! - [`status`]: condition types and reasons, each policy's conditions
+//!   ([`Index::policy_conditions`]), and [`status::merge`], which writes this
+//!   controller's ancestor entries without touching anyone else's.
+//!
+//! Policy problems are values, not errors: a policy that applies but cannot
+//! be used comes back from [`AppliedPolicy::usable`](index::AppliedPolicy::usable)
+//! as the list of problems, and the caller answers HTTP 5xx. There is no
+//! plaintext fallback.
 //!
 //! # Getting started
 //!
 //! ```
-//! use backend_tls_policy::api::v1::{BackendTlsPolicy, BackendTlsPolicySpec};
+//! use backend_tls_policy::{
+//!     api::v1::{BackendTlsPolicy, ParentReference},
+//!     grant::Referrer,
+//!     index::{BackendRef, Index, ObjectKey, Outcome},
+//!     status,
+//! };
+//! use k8s_openapi::api::core::v1::{ConfigMap, Service};
+//! use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+//! use serde_json::{from_value, json};
 //!
-//! // What a user applies; a kube reflector hands over the same type.
-//! let policy: BackendTlsPolicy = serde_json::from_value(serde_json::json!({
-//!     "apiVersion": "gateway.networking.k8s.io/v1",
-//!     "kind": "BackendTLSPolicy",
-//!     "metadata": {"name": "shop", "namespace": "shop"},
+//! // Objects as a kube reflector (or a manifests folder) hands them over.
+//! let mut index = Index::default();
+//! index.apply(&from_value::<Service>(json!({
+//!     "metadata": {"namespace": "shop", "name": "shop"},
+//!     "spec": {"ports": [{"name": "https", "port": 443}]},
+//! }))?);
+//! index.apply(&from_value::<ConfigMap>(json!({
+//!     "metadata": {"namespace": "shop", "name": "shop-ca"},
+//!     "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\n…"},
+//! }))?);
+//! index.apply(&from_value::<BackendTlsPolicy>(json!({
+//!     "metadata": {"namespace": "shop", "name": "shop-tls", "generation": 1},
 //!     "spec": {
-//!         "targetRefs": [{"group": "", "kind": "Service", "name": "shop"}],
+//!         "targetRefs": [{"group": "", "kind": "Service", "name": "shop", "sectionName": "https"}],
 //!         "validation": {
 //!             "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "shop-ca"}],
 //!             "hostname": "shop.example.com",
 //!         },
 //!     },
-//! }))?;
-//! assert_eq!(policy.spec.validation.hostname, "shop.example.com");
+//! }))?);
 //!
-//! // The CRD to install, as upstream ships it.
-//! let crd = backend_tls_policy::crd::backend_tls_policies();
-//! assert_eq!(crd.metadata.name.as_deref(), Some("backendtlspolicies.gateway.networking.k8s.io"));
+//! // An HTTPRoute in `shop` sends traffic to Service shop, port 443.
+//! let backend = BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "shop", 443);
+//! let resolution = index.resolve(&backend);
+//! let Outcome::Policy(applied) = resolution.outcome() else { unreachable!() };
+//! let policy = applied.usable().expect("usable, or the caller answers 5xx");
+//! assert_eq!(policy.hostname().as_str(), "shop.example.com"); // SNI and name to verify
+//! println!("{}", resolution.explain(&backend));
+//!
+//! // Status for the policy, reported against the Gateway `infra/edge`.
+//! let key = ObjectKey::new("shop", "shop-tls");
+//! let conditions = index.policy_conditions(&key).unwrap();
+//! assert!(conditions.accepted.status && conditions.resolved_refs.status);
+//! let gateway = ParentReference { namespace: Some("infra".into()), name: "edge".into(), ..Default::default() };
+//! let now = Time(k8s_openapi::jiff::Timestamp::now());
+//! let merged = status::merge(
+//!     index.policy(&key).unwrap().status.as_ref(),
+//!     "example.com/gateway-controller",
+//!     [(gateway, conditions.to_conditions(&now))],
+//! );
+//! assert!(merged.changed && merged.dropped.is_empty()); // patch `merged.status` onto the policy
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 //!
@@ -66,6 +116,9 @@ pub mod index;
 pub mod name;
 pub mod policy;
 pub mod status;
+
+pub use index::{Index, Resolution};
+pub use policy::{ValidatedPolicy, ValidationErrors};
 
 // The README's Rust snippets are doctests too.
 #[doc = include_str!("../README.md")]

@@ -107,6 +107,10 @@ macro_rules! string_newtype {
             type Error = NameError;
 
             /// Takes the string without copying it.
+            ///
+            /// # Errors
+            ///
+            /// [`NameError`] saying why the string is not a valid name.
             fn try_from(s: String) -> Result<Self, NameError> {
                 let check: fn(&str) -> Result<(), NameError> = $check;
                 check(&s)?;
@@ -117,6 +121,9 @@ macro_rules! string_newtype {
         impl TryFrom<&str> for $name {
             type Error = NameError;
 
+            /// # Errors
+            ///
+            /// [`NameError`] saying why the string is not a valid name.
             fn try_from(s: &str) -> Result<Self, NameError> {
                 Self::try_from(s.to_owned())
             }
@@ -206,11 +213,17 @@ impl Hostname {
         ServerName::DnsName(self.dns_name())
     }
 
-    pub(crate) fn dns_name(&self) -> DnsName<'static> {
+    fn dns_name(&self) -> DnsName<'static> {
         // Invariant: a `Hostname` is lowercase LDH labels of 1..=63
         // characters, at most 253 in all, and not an IP address: exactly
         // what `DnsName` accepts. `hostnames_are_dns_names` checks the table.
         DnsName::try_from(self.0.clone()).expect("every Hostname is a DnsName")
+    }
+}
+
+impl From<&Hostname> for ServerName<'static> {
+    fn from(hostname: &Hostname) -> Self {
+        hostname.server_name()
     }
 }
 
