@@ -41,11 +41,17 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
 };
 
+use rustls::pki_types::{CertificateDer, UnixTime};
+
 use crate::{
     api::{v1, v1beta1},
     grant::{Grants, Permission, Referrer},
     policy::{CaCertificateRef, TrustAnchors, ValidatedPolicy, ValidationErrors, WellKnownCa},
     status::RefProblem,
+    tls::{
+        ClientCertificate,
+        ca::{self, BundleError},
+    },
 };
 
 mod conditions;
@@ -288,13 +294,16 @@ pub(crate) struct PolicyEntry {
     problems: Vec<PolicyProblem>,
     /// The CA data of the references that resolve.
     ca_sources: Arc<[CaSource]>,
+    /// The trust anchors, when the policy has no problems.
+    roots: Option<Arc<rustls::RootCertStore>>,
 }
 
-/// CA material found in a ConfigMap or Secret under [`CA_CERT_KEY`].
+/// CA material found in a ConfigMap or Secret under [`CA_CERT_KEY`],
+/// parsed once when the object is applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum CaData {
     /// The key is there with this (non-empty) content.
-    Present(Arc<[u8]>),
+    Present { pem: Arc<[u8]>, certificates: Result<Arc<[CertificateDer<'static>]>, BundleError> },
     /// The object has no such key.
     Missing,
     /// The key is there but empty.
@@ -306,9 +315,19 @@ impl CaData {
         match bytes {
             None => Self::Missing,
             Some(b) if b.iter().all(u8::is_ascii_whitespace) => Self::Empty,
-            Some(b) => Self::Present(b.into()),
+            Some(b) => Self::Present {
+                pem: b.into(),
+                certificates: ca::parse_bundle(b, UnixTime::now()).map(Into::into),
+            },
         }
     }
+}
+
+/// What the index keeps of a Secret: its CA bundle and its key pair.
+#[derive(Clone, Debug)]
+struct SecretData {
+    ca: CaData,
+    key_pair: Result<ClientCertificate, String>,
 }
 
 /// The objects that decide backend TLS in a cluster, indexed for
@@ -358,7 +377,7 @@ pub struct Index {
     /// Backends and their policies: Services, then ServiceImports.
     targets: [Namespaced<Target>; 2],
     config_maps: Namespaced<CaData>,
-    secrets: Namespaced<CaData>,
+    secrets: Namespaced<SecretData>,
     /// The policies naming each CA object name, whatever its kind.
     ca_dependents: Namespaced<Vec<Arc<ObjectKey>>>,
     grants: Grants,
@@ -469,7 +488,13 @@ impl Index {
         // Resolving must not look CA objects up again: the problems and CA
         // data are computed here, and again whenever a CA object this policy
         // names changes (see `refresh_dependents`).
-        let (problems, ca_sources) = self.usage_problems(&key.namespace, &validated);
+        let (mut problems, ca_sources) = self.usage_problems(&key.namespace, &validated);
+        let roots = match &validated {
+            Ok(policy) if problems.is_empty() => {
+                crate::tls::trust_roots(policy, &ca_sources).map_err(|p| problems.push(p)).ok()
+            }
+            _ => None,
+        };
         for name in ca_ref_names(&validated) {
             self.ca_dependents.entry(&key.namespace, name).push(rank.key.clone());
         }
@@ -482,6 +507,7 @@ impl Index {
             unsupported_targets,
             problems,
             ca_sources: ca_sources.into(),
+            roots,
         });
         for (_, attach) in &entry.attachments {
             let (rank, value) = (entry.rank.clone(), entry.clone());
@@ -517,6 +543,15 @@ impl Index {
                 Target::is_empty,
             );
         }
+    }
+
+    /// The parsed `tls.crt`/`tls.key` of a Secret, if the Secret exists.
+    pub(crate) fn secret_key_pair(
+        &self,
+        key: &ObjectKey,
+    ) -> Option<Result<&ClientCertificate, &str>> {
+        let secret = self.secrets.get(&key.namespace, &key.name)?;
+        Some(secret.key_pair.as_ref().map_err(String::as_str))
     }
 
     /// Recomputes the policies that name the CA object `key` (ConfigMap or
@@ -572,16 +607,15 @@ impl Index {
         let mut problems = Vec::new();
         let mut sources = Vec::new();
         for (index, ca_ref) in refs.iter().enumerate() {
-            let objects = match (ca_ref.group_kind.group.as_str(), ca_ref.group_kind.kind.as_str())
-            {
-                ("", "ConfigMap") => &self.config_maps,
-                ("", "Secret") => &self.secrets,
+            let data = match (ca_ref.group_kind.group.as_str(), ca_ref.group_kind.kind.as_str()) {
+                ("", "ConfigMap") => self.config_maps.get(namespace, &ca_ref.name),
+                ("", "Secret") => self.secrets.get(namespace, &ca_ref.name).map(|s| &s.ca),
                 _ => {
                     problems.push(RefProblem::InvalidKind { index, reference: ca_ref.clone() });
                     continue;
                 }
             };
-            match objects.get(namespace, &ca_ref.name) {
+            match data {
                 None => problems.push(RefProblem::NotFound { index, reference: ca_ref.clone() }),
                 Some(CaData::Missing) => {
                     problems.push(RefProblem::MissingKey { index, reference: ca_ref.clone() })
@@ -589,7 +623,15 @@ impl Index {
                 Some(CaData::Empty) => {
                     problems.push(RefProblem::EmptyKey { index, reference: ca_ref.clone() })
                 }
-                Some(CaData::Present(pem)) => sources.push(CaSource { index, pem: pem.clone() }),
+                Some(CaData::Present { certificates: Err(error), .. }) => {
+                    problems.push(RefProblem::InvalidBundle {
+                        index,
+                        reference: ca_ref.clone(),
+                        error: error.clone(),
+                    })
+                }
+                Some(CaData::Present { pem, certificates: Ok(certificates) }) => sources
+                    .push(CaSource { index, pem: pem.clone(), certificates: certificates.clone() }),
             }
         }
         (problems, sources)
@@ -601,8 +643,11 @@ impl Index {
 pub struct CaSource {
     /// The position of its reference in `caCertificateRefs`.
     pub index: usize,
-    /// The bytes under `ca.crt`, not yet parsed.
+    /// The bytes under `ca.crt`.
     pub pem: Arc<[u8]>,
+    /// The certificates in them, each checked to parse and to be valid
+    /// when the object was applied.
+    pub certificates: Arc<[CertificateDer<'static>]>,
 }
 
 impl sealed::Sealed for v1::BackendTlsPolicy {}
@@ -686,14 +731,18 @@ impl sealed::Sealed for Secret {}
 impl Indexed for Secret {
     fn apply_to(&self, index: &mut Index) {
         let Some(key) = ObjectKey::of(&self.metadata) else { return };
-        let data = self
-            .data
-            .as_ref()
-            .and_then(|d| d.get(CA_CERT_KEY))
-            .map(|b: &ByteString| b.0.as_slice());
-        let string_data =
-            self.string_data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(String::as_bytes);
-        index.secrets.insert(&key, CaData::from_bytes(data.or(string_data)));
+        let value = |name: &str| {
+            let data =
+                self.data.as_ref().and_then(|d| d.get(name)).map(|b: &ByteString| b.0.as_slice());
+            data.or_else(|| {
+                self.string_data.as_ref().and_then(|d| d.get(name)).map(String::as_bytes)
+            })
+        };
+        let secret = SecretData {
+            ca: CaData::from_bytes(value(CA_CERT_KEY)),
+            key_pair: ClientCertificate::from_pem(value("tls.crt"), value("tls.key")),
+        };
+        index.secrets.insert(&key, secret);
         index.refresh_dependents(&key);
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {

@@ -104,6 +104,10 @@
 //!
 //! - `ring` (default): rustls' *ring* crypto provider.
 //! - `aws-lc-rs`: rustls' aws-lc-rs crypto provider.
+//! - `webpki-roots` (default): `wellKnownCACertificates: System` means the
+//!   bundled Mozilla roots.
+//! - `native-roots`: `System` means the platform's roots (when
+//!   `webpki-roots` is off). With neither, `System` is `Invalid`.
 //!
 //! [`BackendTLSPolicy`]: https://gateway-api.sigs.k8s.io/api-types/backendtlspolicy/
 
@@ -116,6 +120,7 @@ pub mod index;
 pub mod name;
 pub mod policy;
 pub mod status;
+pub mod tls;
 
 pub use index::{Index, Resolution};
 pub use policy::{ValidatedPolicy, ValidationErrors};

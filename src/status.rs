@@ -66,6 +66,9 @@ pub enum Reason {
     /// A cross-namespace reference that no ReferenceGrant allows (for the
     /// Route's or Gateway's `ResolvedRefs`).
     RefNotPermitted,
+    /// The Gateway's backend client certificate reference is unusable (for
+    /// the Gateway's `ResolvedRefs`).
+    InvalidClientCertificateRef,
 }
 
 impl Reason {
@@ -81,6 +84,7 @@ impl Reason {
             Self::InvalidCACertificateRef => "InvalidCACertificateRef",
             Self::InvalidKind => "InvalidKind",
             Self::RefNotPermitted => "RefNotPermitted",
+            Self::InvalidClientCertificateRef => "InvalidClientCertificateRef",
         }
     }
 }
@@ -123,6 +127,16 @@ pub enum RefProblem {
         /// The reference.
         reference: CaCertificateRef,
     },
+    /// The object's `ca.crt` holds something other than valid
+    /// certificates: every bad block is named.
+    InvalidBundle {
+        /// Its position in `caCertificateRefs`.
+        index: usize,
+        /// The reference.
+        reference: CaCertificateRef,
+        /// What is wrong with the bundle.
+        error: crate::tls::ca::BundleError,
+    },
 }
 
 impl RefProblem {
@@ -140,7 +154,8 @@ impl fmt::Display for RefProblem {
         let (Self::InvalidKind { index, reference }
         | Self::NotFound { index, reference }
         | Self::MissingKey { index, reference }
-        | Self::EmptyKey { index, reference }) = self;
+        | Self::EmptyKey { index, reference }
+        | Self::InvalidBundle { index, reference, .. }) = self;
         let what =
             format!("caCertificateRefs[{index}] {} {}", reference.group_kind, reference.name);
         match self {
@@ -150,6 +165,7 @@ impl fmt::Display for RefProblem {
             Self::NotFound { .. } => write!(f, "{what}: not found"),
             Self::MissingKey { .. } => write!(f, "{what}: has no key ca.crt"),
             Self::EmptyKey { .. } => write!(f, "{what}: ca.crt is empty"),
+            Self::InvalidBundle { error, .. } => write!(f, "{what}: ca.crt {error}"),
         }
     }
 }

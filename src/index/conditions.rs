@@ -1,7 +1,7 @@
 //! [`Index::policy_conditions`]: the `Accepted` and `ResolvedRefs`
 //! conditions of one policy.
 
-use super::{BackendPort, Index, ObjectKey, PolicyEntry, TrustAnchors, unsupported_well_known};
+use super::{BackendPort, Index, ObjectKey, PolicyEntry, PolicyProblem, TrustAnchors};
 use crate::status::{ConditionState, PolicyConditions, Reason, TargetProblem};
 
 impl Index {
@@ -24,17 +24,13 @@ impl Index {
 
         match &entry.validated {
             Err(errors) => invalid.push(format!("invalid: {errors}")),
-            Ok(policy) => {
-                if let Some(ca) = unsupported_well_known(policy) {
-                    invalid.push(format!(
-                        "wellKnownCACertificates {:?} is not supported (only System)",
-                        match ca {
-                            crate::policy::WellKnownCa::ImplementationSpecific(n) => n.as_str(),
-                            crate::policy::WellKnownCa::System => "System",
-                        }
-                    ));
-                }
-            }
+            Ok(_) => invalid.extend(
+                entry
+                    .problems
+                    .iter()
+                    .filter(|p| matches!(p, PolicyProblem::UnsupportedWellKnown(_)))
+                    .map(ToString::to_string),
+            ),
         }
         for problem in self.target_problems(entry, &mut warnings) {
             match problem.reason() {

@@ -148,6 +148,15 @@ impl AppliedPolicy {
         &self.entry.ca_sources
     }
 
+    pub(crate) fn entry(&self) -> &Arc<PolicyEntry> {
+        &self.entry
+    }
+
+    /// The trust anchors, present when the policy has no problems.
+    pub(crate) fn roots(&self) -> Option<&Arc<rustls::RootCertStore>> {
+        self.entry.roots.as_ref()
+    }
+
     /// The validated policy to build TLS from, or, when anything is wrong,
     /// the problems: then connections to the backend must fail (HTTP 5xx),
     /// never go out in plaintext.

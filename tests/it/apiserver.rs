@@ -3,7 +3,8 @@
 //! exactly as `tests/fixtures/validation-cases.yaml` says.
 //!
 //! Runs when `KUBECONFIG` is set (`.ci/run` starts the server and sets it);
-//! otherwise each test prints why it skipped and passes.
+//! otherwise each test prints why it skipped and passes, unless
+//! `REQUIRE_APISERVER` is set (as `.ci/run` does), which makes it fail.
 
 use std::time::Duration;
 
@@ -26,6 +27,11 @@ const FIELD_MANAGER: &str = "backend-tls-policy-tests";
 /// (with the reason printed) when no API server is configured.
 async fn client() -> Option<Client> {
     if std::env::var_os("KUBECONFIG").is_none() {
+        // CI sets this so that a missing server fails instead of skipping.
+        assert!(
+            std::env::var_os("REQUIRE_APISERVER").is_none(),
+            "REQUIRE_APISERVER is set but KUBECONFIG is not"
+        );
         eprintln!(
             "skipped: KUBECONFIG is not set; start ../shared/tools/crd-apiserver/start.sh \
              and export the KUBECONFIG it prints"

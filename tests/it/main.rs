@@ -4,4 +4,5 @@ mod apiserver;
 mod cel;
 mod crd;
 mod manifests;
+mod tls;
 mod validation;

@@ -1,0 +1,230 @@
+//! The Gateway's backend client certificate (GEP-3155):
+//! `Gateway.spec.tls.backend.clientCertificateRef`, a Secret with `tls.crt`
+//! and `tls.key`, presented to every backend the Gateway dials over TLS.
+
+use std::{fmt, sync::Arc};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use rustls::{
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    sign::CertifiedKey,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    grant::{Permission, Referrer},
+    index::{Index, ObjectKey},
+    status::Reason,
+};
+
+/// A certificate chain and its private key, parsed from a Secret. Cheap to
+/// clone; clones are the same certificate (for caching).
+#[derive(Clone)]
+pub struct ClientCertificate(Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>);
+
+impl ClientCertificate {
+    /// Parses `tls.crt` (a PEM chain, leaf first) and `tls.key` (a PEM
+    /// private key), and checks that the key belongs to the leaf when a
+    /// default crypto provider can tell.
+    ///
+    /// # Errors
+    ///
+    /// A message saying what is missing or wrong.
+    pub fn from_pem(chain: Option<&[u8]>, key: Option<&[u8]>) -> Result<Self, String> {
+        let (Some(chain), Some(key)) = (chain, key) else {
+            return Err(match (chain, key) {
+                (None, None) => "has no tls.crt and no tls.key",
+                (None, _) => "has no tls.crt",
+                _ => "has no tls.key",
+            }
+            .to_owned());
+        };
+        let chain: Vec<_> = CertificateDer::pem_slice_iter(chain)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("tls.crt is not PEM: {e:?}").to_lowercase())?;
+        if chain.is_empty() {
+            return Err("tls.crt holds no certificate".to_owned());
+        }
+        if let Some((_, problem)) = chain.iter().enumerate().find_map(|(i, der)| {
+            x509_parser::parse_x509_certificate(der)
+                .err()
+                .map(|e| (i, format!("certificate {} of tls.crt does not parse: {e}", i + 1)))
+        }) {
+            return Err(problem);
+        }
+        let key = PrivateKeyDer::from_pem_slice(key)
+            .map_err(|_| "tls.key holds no PEM private key".to_owned())?;
+        if let Some(provider) = CryptoProvider::get_default() {
+            CertifiedKey::from_der(chain.clone(), key.clone_key(), provider)
+                .map_err(|e| format!("tls.key does not fit tls.crt: {e}"))?;
+        }
+        Ok(Self(Arc::new((chain, key))))
+    }
+
+    /// The certificate chain, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.0.0
+    }
+
+    /// The private key.
+    pub fn key(&self) -> &PrivateKeyDer<'static> {
+        &self.0.1
+    }
+
+    /// Whether two values are the same parsed Secret content (not merely
+    /// equal bytes).
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    pub(crate) fn identity(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the key.
+        f.debug_struct("ClientCertificate")
+            .field("certificates", &self.chain().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The part of a Gateway (`gateway.networking.k8s.io/v1`) this crate reads:
+/// its identity and `spec.tls.backend.clientCertificateRef`. Other fields
+/// are ignored on input.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayClientCertificate {
+    /// The Gateway's metadata.
+    pub metadata: ObjectMeta,
+    /// The Gateway's spec, as far as it matters here.
+    #[serde(default)]
+    pub spec: GatewaySpec,
+}
+
+/// `Gateway.spec`, reduced to `tls.backend`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewaySpec {
+    /// `spec.tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<GatewayTls>,
+}
+
+/// `Gateway.spec.tls`, reduced to `backend`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayTls {
+    /// `spec.tls.backend`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<GatewayBackendTls>,
+}
+
+/// `Gateway.spec.tls.backend`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayBackendTls {
+    /// The Secret with the certificate the Gateway presents to backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_ref: Option<SecretObjectReference>,
+}
+
+/// A reference to a Secret, possibly in another namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretObjectReference {
+    /// API group; absent or `""` for the core group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Kind; absent means `Secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name of the Secret.
+    pub name: String,
+    /// Namespace of the Secret; absent means the Gateway's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Why a Gateway's client certificate cannot be used; each maps to the
+/// Gateway's `ResolvedRefs=False` reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientCertificateError {
+    /// The reference is to another namespace and no ReferenceGrant allows
+    /// it.
+    #[error("clientCertificateRef to Secret {secret} is not permitted by any ReferenceGrant")]
+    RefNotPermitted {
+        /// The Secret referred to.
+        secret: ObjectKey,
+    },
+    /// The reference is of another kind, the Secret is missing, or its
+    /// content is unusable.
+    #[error("clientCertificateRef {reference}: {reason}")]
+    InvalidClientCertificateRef {
+        /// The reference, as `kind namespace/name`.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ClientCertificateError {
+    /// The Gateway `ResolvedRefs` reason.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::RefNotPermitted { .. } => Reason::RefNotPermitted,
+            Self::InvalidClientCertificateRef { .. } => Reason::InvalidClientCertificateRef,
+        }
+    }
+}
+
+impl Index {
+    /// The client certificate a Gateway presents to backends: `Ok(None)` when
+    /// it names none.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientCertificateError::RefNotPermitted`] for a cross-namespace
+    /// Secret without a ReferenceGrant (checked first, so nothing about the
+    /// Secret is revealed); [`ClientCertificateError::InvalidClientCertificateRef`]
+    /// for a reference of another group or kind, a missing Secret, or one
+    /// without a usable `tls.crt`/`tls.key` pair.
+    pub fn client_certificate(
+        &self,
+        gateway: &GatewayClientCertificate,
+    ) -> Result<Option<ClientCertificate>, ClientCertificateError> {
+        let reference = gateway
+            .spec
+            .tls
+            .as_ref()
+            .and_then(|tls| tls.backend.as_ref())
+            .and_then(|backend| backend.client_certificate_ref.as_ref());
+        let Some(reference) = reference else { return Ok(None) };
+        let gateway_namespace = gateway.metadata.namespace.clone().unwrap_or_default();
+        let namespace = reference.namespace.clone().unwrap_or_else(|| gateway_namespace.clone());
+        let group = reference.group.as_deref().unwrap_or("");
+        let kind = reference.kind.as_deref().unwrap_or("Secret");
+        let secret = ObjectKey::new(namespace, reference.name.clone());
+        let invalid = |reason: &str| ClientCertificateError::InvalidClientCertificateRef {
+            reference: format!(
+                "{}{kind} {secret}",
+                if group.is_empty() { String::new() } else { format!("{group}/") }
+            ),
+            reason: reason.to_owned(),
+        };
+        let from = Referrer::gateway_api("Gateway", gateway_namespace);
+        if self.permission(&from, group, kind, &secret.namespace, &secret.name)
+            == Permission::Denied
+        {
+            return Err(ClientCertificateError::RefNotPermitted { secret });
+        }
+        if (group, kind) != ("", "Secret") {
+            return Err(invalid("only core Secrets are supported"));
+        }
+        match self.secret_key_pair(&secret) {
+            None => Err(invalid("not found")),
+            Some(Err(reason)) => Err(invalid(reason)),
+            Some(Ok(certificate)) => Ok(Some(certificate.clone())),
+        }
+    }
+}

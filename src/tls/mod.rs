@@ -1,0 +1,338 @@
+//! From an applied policy to a ready `rustls` client configuration:
+//! [`client_config`] and [`client_config_with_provider`] give a
+//! [`BackendTls`] — the `Arc<ClientConfig>` and the `ServerName` to dial
+//! with — or a [`TlsError`] the caller answers with HTTP 5xx.
+//!
+//! There is no way to get a configuration that skips verification:
+//!
+//! - without `subjectAltNames`, rustls' WebPKI verifier checks the chain
+//!   against the policy's trust anchors and the certificate against
+//!   `hostname`;
+//! - with them, the chain is checked the same way, `hostname` is only the
+//!   SNI, and the certificate must carry one of the listed names (DNS names
+//!   with one leftmost wildcard label at most, URIs such as SPIFFE IDs
+//!   exactly).
+//!
+//! The SNI is always `validation.hostname`. TLS 1.2 and 1.3 are allowed
+//! unless the policy's [`options`] narrow them.
+
+pub mod ca;
+mod client_cert;
+mod options;
+mod verify;
+
+use std::sync::Arc;
+
+use rustls::{
+    ClientConfig, RootCertStore,
+    client::{WebPkiServerVerifier, danger::ServerCertVerifier},
+    crypto::CryptoProvider,
+    pki_types::ServerName,
+};
+
+pub use client_cert::{ClientCertificate, ClientCertificateError, GatewayClientCertificate};
+pub use options::OptionError;
+
+use crate::{
+    index::{AppliedPolicy, CaSource, ObjectKey, PolicyProblem},
+    policy::{TrustAnchors, ValidatedPolicy, WellKnownCa},
+};
+
+/// What a connection to the backend needs: the configuration and the name
+/// to send as SNI (and, without subject alternative names, to verify).
+#[derive(Clone, Debug)]
+pub struct BackendTls {
+    /// The client configuration; the same `Arc` for unchanged inputs when
+    /// built through a [`TlsCache`].
+    pub config: Arc<ClientConfig>,
+    /// `validation.hostname`.
+    pub server_name: ServerName<'static>,
+}
+
+/// What the embedding implementation adds to the policy.
+#[derive(Clone, Debug, Default)]
+pub struct TlsParams {
+    /// The domain under which this implementation reads `options`
+    /// (`example.com` reads `example.com/min-tls-version`); `None` reads
+    /// none.
+    pub options_domain: Option<String>,
+    /// ALPN protocols to offer, for example from the Service port's
+    /// `appProtocol`; the policy's `alpn-protocols` option takes precedence.
+    pub alpn: Vec<Vec<u8>>,
+    /// The Gateway's client certificate (GEP-3155), if it has one.
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+/// Why no configuration can be built. Every variant means: connections to
+/// the backend must fail (HTTP 5xx), never go out in plaintext.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The applied policy cannot be used.
+    #[error("BackendTLSPolicy {policy} cannot be used: {}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unusable {
+        /// The policy.
+        policy: ObjectKey,
+        /// Why.
+        problems: Vec<PolicyProblem>,
+    },
+    /// The policy's options are invalid.
+    #[error("BackendTLSPolicy {policy} has invalid options: {}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Options {
+        /// The policy.
+        policy: ObjectKey,
+        /// Every bad option.
+        errors: Vec<OptionError>,
+    },
+    /// No process-wide crypto provider is installed and the crate features
+    /// do not name exactly one; use [`client_config_with_provider`].
+    #[error("no default rustls crypto provider: install one or pass one explicitly")]
+    NoDefaultProvider,
+    /// rustls refused the configuration.
+    #[error("rustls refused the configuration")]
+    Rustls(#[source] rustls::Error),
+}
+
+/// Builds the configuration for an applied policy with the process-default
+/// crypto provider (the one installed with
+/// `CryptoProvider::install_default`, or the one crate feature enabled).
+///
+/// # Errors
+///
+/// See [`client_config_with_provider`]; also [`TlsError::NoDefaultProvider`]
+/// when there is no unambiguous default provider.
+pub fn client_config(applied: &AppliedPolicy, params: &TlsParams) -> Result<BackendTls, TlsError> {
+    client_config_with_provider(applied, params, default_provider()?)
+}
+
+/// Builds the configuration for an applied policy with `provider`.
+///
+/// # Errors
+///
+/// [`TlsError::Unusable`] when the policy has problems (invalid, CA
+/// references that do not resolve, a UDP port…), [`TlsError::Options`] for
+/// bad options, [`TlsError::Rustls`] when rustls refuses the result (for
+/// example a client key that does not match its certificate).
+pub fn client_config_with_provider(
+    applied: &AppliedPolicy,
+    params: &TlsParams,
+    provider: Arc<CryptoProvider>,
+) -> Result<BackendTls, TlsError> {
+    let unusable = |problems: &[PolicyProblem]| TlsError::Unusable {
+        policy: applied.policy_key().clone(),
+        problems: problems.to_vec(),
+    };
+    let policy = applied.usable().map_err(unusable)?;
+    let roots = applied.roots().ok_or_else(|| unusable(&[PolicyProblem::NoValidCACertificate]))?;
+    build(policy, roots.clone(), params, &provider).map_err(|e| match e {
+        BuildError::Options(errors) => {
+            TlsError::Options { policy: applied.policy_key().clone(), errors }
+        }
+        BuildError::Rustls(e) => TlsError::Rustls(e),
+    })
+}
+
+/// Configurations already built, so that asking again with unchanged inputs
+/// returns the same `Arc<ClientConfig>` (connection pools and session
+/// resumption rely on that).
+///
+/// The key is the identity of the inputs: the policy as the [`Index`]
+/// last computed it (a new policy version, or a change to a CA object it
+/// names, makes a new one), the client certificate's Secret content, the
+/// crypto provider, and the options domain and ALPN. A hit is a hash lookup
+/// under a mutex; nothing is parsed or built.
+///
+/// [`Index`]: crate::index::Index
+#[derive(Default)]
+pub struct TlsCache {
+    entries: std::sync::Mutex<crate::index::Map<CacheKey, Cached>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    policy: usize,
+    client_certificate: Option<usize>,
+    provider: usize,
+    options_domain: Option<String>,
+    alpn: Vec<Vec<u8>>,
+}
+
+/// A built configuration, and the inputs it was built from, held so that
+/// their addresses (the key) cannot be reused by other values.
+struct Cached {
+    policy: Arc<crate::index::PolicyEntry>,
+    _client_certificate: Option<ClientCertificate>,
+    _provider: Arc<CryptoProvider>,
+    tls: BackendTls,
+}
+
+impl TlsCache {
+    /// Like [`client_config`], through the cache.
+    ///
+    /// # Errors
+    ///
+    /// As [`client_config`]; errors are not cached.
+    pub fn client_config(
+        &self,
+        applied: &AppliedPolicy,
+        params: &TlsParams,
+    ) -> Result<BackendTls, TlsError> {
+        self.client_config_with_provider(applied, params, default_provider()?)
+    }
+
+    /// Like [`client_config_with_provider`], through the cache.
+    ///
+    /// # Errors
+    ///
+    /// As [`client_config_with_provider`]; errors are not cached.
+    pub fn client_config_with_provider(
+        &self,
+        applied: &AppliedPolicy,
+        params: &TlsParams,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<BackendTls, TlsError> {
+        let key = CacheKey {
+            policy: Arc::as_ptr(applied.entry()) as usize,
+            client_certificate: params.client_certificate.as_ref().map(ClientCertificate::identity),
+            provider: Arc::as_ptr(&provider) as usize,
+            options_domain: params.options_domain.clone(),
+            alpn: params.alpn.clone(),
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cached) = entries.get(&key) {
+            return Ok(cached.tls.clone());
+        }
+        // Drop what was built for policy versions the index let go of.
+        entries.retain(|_, cached| Arc::strong_count(&cached.policy) > 1);
+        let tls = client_config_with_provider(applied, params, provider.clone())?;
+        entries.insert(
+            key,
+            Cached {
+                policy: applied.entry().clone(),
+                _client_certificate: params.client_certificate.clone(),
+                _provider: provider,
+                tls: tls.clone(),
+            },
+        );
+        Ok(tls)
+    }
+
+    /// How many configurations the cache holds.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+enum BuildError {
+    Options(Vec<OptionError>),
+    Rustls(rustls::Error),
+}
+
+fn build(
+    policy: &ValidatedPolicy,
+    roots: Arc<RootCertStore>,
+    params: &TlsParams,
+    provider: &Arc<CryptoProvider>,
+) -> Result<BackendTls, BuildError> {
+    let settings = options::settings(policy, params.options_domain.as_deref(), provider)
+        .map_err(BuildError::Options)?;
+    let provider = Arc::new(settings.provider);
+    let verifier: Arc<dyn ServerCertVerifier> = if policy.subject_alt_names().is_empty() {
+        WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| BuildError::Rustls(rustls::Error::General(e.to_string())))?
+    } else {
+        Arc::new(verify::SubjectAltNameVerifier::new(
+            roots,
+            policy.subject_alt_names().to_vec(),
+            provider.clone(),
+        ))
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&settings.versions)
+        .map_err(BuildError::Rustls)?
+        .dangerous() // only to install one of the two verifiers above
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match &params.client_certificate {
+        Some(client) => builder
+            .with_client_auth_cert(client.chain().to_vec(), client.key().clone_key())
+            .map_err(BuildError::Rustls)?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = settings.alpn.unwrap_or_else(|| params.alpn.clone());
+    Ok(BackendTls { config: Arc::new(config), server_name: policy.hostname().server_name() })
+}
+
+fn default_provider() -> Result<Arc<CryptoProvider>, TlsError> {
+    if let Some(provider) = CryptoProvider::get_default() {
+        return Ok(provider.clone());
+    }
+    // rustls' own fallback panics when zero or two providers are built in;
+    // pick only when exactly one is.
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    return Ok(Arc::new(rustls::crypto::ring::default_provider()));
+    #[cfg(all(feature = "aws-lc-rs", not(feature = "ring")))]
+    return Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    #[allow(unreachable_code)]
+    Err(TlsError::NoDefaultProvider)
+}
+
+/// The trust anchors of a validated policy whose references all resolved,
+/// or the problem that keeps it from having any.
+pub(crate) fn trust_roots(
+    policy: &ValidatedPolicy,
+    sources: &[CaSource],
+) -> Result<Arc<RootCertStore>, PolicyProblem> {
+    match policy.trust_anchors() {
+        TrustAnchors::WellKnown(WellKnownCa::System) => system_roots(),
+        TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(name)) => {
+            Err(PolicyProblem::UnsupportedWellKnown(name.to_string()))
+        }
+        TrustAnchors::CaCertificateRefs(_) => {
+            let mut roots = RootCertStore::empty();
+            for source in sources {
+                for certificate in source.certificates.iter() {
+                    // x509-parser accepted it; webpki may still refuse it as
+                    // an anchor (unsupported key type, for one).
+                    roots
+                        .add(certificate.clone())
+                        .map_err(|_| PolicyProblem::NoValidCACertificate)?;
+                }
+            }
+            if roots.is_empty() {
+                Err(PolicyProblem::NoValidCACertificate)
+            } else {
+                Ok(Arc::new(roots))
+            }
+        }
+    }
+}
+
+/// The roots behind `wellKnownCACertificates: System`: the bundled Mozilla
+/// set (feature `webpki-roots`), else the platform's (feature
+/// `native-roots`), loaded once.
+fn system_roots() -> Result<Arc<RootCertStore>, PolicyProblem> {
+    static ROOTS: std::sync::OnceLock<Option<Arc<RootCertStore>>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            #[cfg(feature = "webpki-roots")]
+            return Some(Arc::new(RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            }));
+            #[cfg(all(feature = "native-roots", not(feature = "webpki-roots")))]
+            {
+                let mut roots = RootCertStore::empty();
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                return (!roots.is_empty()).then(|| Arc::new(roots));
+            }
+            #[allow(unreachable_code)]
+            None
+        })
+        .clone()
+        .ok_or_else(|| PolicyProblem::UnsupportedWellKnown("System".into()))
+}

@@ -1,0 +1,182 @@
+//! `options` of a policy: the keys this crate understands, under the domain
+//! prefix the embedding implementation chooses.
+//!
+//! With the prefix `example.com`, the keys are:
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `example.com/min-tls-version` | `1.2` or `1.3` |
+//! | `example.com/max-tls-version` | `1.2` or `1.3` |
+//! | `example.com/cipher-suites` | comma-separated IANA names, e.g. `TLS13_AES_128_GCM_SHA256` |
+//! | `example.com/key-exchange-groups` | comma-separated names: `X25519`, `secp256r1`, `secp384r1`, … |
+//! | `example.com/alpn-protocols` | comma-separated protocols, e.g. `h2,http/1.1` |
+//!
+//! An unknown key under the prefix, or a bad value, is an error (the policy
+//! is `Invalid`); keys under other prefixes belong to someone else and are
+//! ignored. Unprefixed keys were already refused by validation. Options
+//! only narrow what the crypto provider offers; they never add anything.
+
+use rustls::{
+    NamedGroup, SupportedProtocolVersion,
+    crypto::{CryptoProvider, SupportedKxGroup},
+    version::{TLS12, TLS13},
+};
+
+use crate::policy::ValidatedPolicy;
+
+/// A problem with one option.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptionError {
+    /// A key under the implementation's prefix that this crate does not
+    /// know.
+    #[error(
+        "options[{key}]: unknown option (known: min-tls-version, max-tls-version, cipher-suites, key-exchange-groups, alpn-protocols)"
+    )]
+    UnknownKey {
+        /// The key.
+        key: String,
+    },
+    /// A value that does not parse or names something the provider lacks.
+    #[error("options[{key}]: {reason}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The TLS settings that options and the caller decide.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) versions: Vec<&'static SupportedProtocolVersion>,
+    pub(crate) provider: CryptoProvider,
+    pub(crate) alpn: Option<Vec<Vec<u8>>>,
+}
+
+/// Applies the policy's options under `domain` to a copy of `provider`.
+pub(crate) fn settings(
+    policy: &ValidatedPolicy,
+    domain: Option<&str>,
+    provider: &CryptoProvider,
+) -> Result<Settings, Vec<OptionError>> {
+    let mut errors = Vec::new();
+    let mut min = Version::Tls12;
+    let mut max = Version::Tls13;
+    let mut provider = provider.clone();
+    let mut alpn = None;
+    let ours = policy.options().iter().filter(|(key, _)| Some(key.domain()) == domain);
+    for (key, value) in ours {
+        let bad = |reason: String| OptionError::BadValue { key: key.to_string(), reason };
+        let result = match key.name() {
+            "min-tls-version" => Version::parse(value).map(|v| min = v).map_err(bad),
+            "max-tls-version" => Version::parse(value).map(|v| max = v).map_err(bad),
+            "cipher-suites" => {
+                select(value, &provider.cipher_suites, |s| s.suite().as_str().unwrap_or_default())
+                    .map(|suites| provider.cipher_suites = suites)
+                    .map_err(bad)
+            }
+            "key-exchange-groups" => {
+                select(value, &provider.kx_groups, |g: &&dyn SupportedKxGroup| group_name(g.name()))
+                    .map(|groups| provider.kx_groups = groups)
+                    .map_err(bad)
+            }
+            "alpn-protocols" => list(value)
+                .map(|protocols| {
+                    alpn = Some(protocols.into_iter().map(|p| p.as_bytes().to_vec()).collect())
+                })
+                .map_err(bad),
+            _ => Err(OptionError::UnknownKey { key: key.to_string() }),
+        };
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+    if min > max {
+        errors.push(OptionError::BadValue {
+            key: key_name(domain, "min-tls-version"),
+            reason: "is above max-tls-version".into(),
+        });
+    }
+    let versions: Vec<_> = [(Version::Tls12, &TLS12), (Version::Tls13, &TLS13)]
+        .into_iter()
+        .filter(|(v, _)| (min..=max).contains(v))
+        .map(|(_, version)| version)
+        .collect();
+    // A version is only usable with a cipher suite for it.
+    let usable = versions.iter().any(|v| provider.cipher_suites.iter().any(|s| s.version() == *v));
+    if errors.is_empty() && !usable {
+        errors.push(OptionError::BadValue {
+            key: key_name(domain, "cipher-suites"),
+            reason: "no cipher suite left for the allowed TLS versions".into(),
+        });
+    }
+    if errors.is_empty() { Ok(Settings { versions, provider, alpn }) } else { Err(errors) }
+}
+
+fn key_name(domain: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", domain.unwrap_or_default())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Version {
+    Tls12,
+    Tls13,
+}
+
+impl Version {
+    fn parse(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "1.2" => Ok(Self::Tls12),
+            "1.3" => Ok(Self::Tls13),
+            other => Err(format!("{other:?} is not a TLS version (1.2 or 1.3)")),
+        }
+    }
+}
+
+/// A comma-separated list without empty entries.
+fn list(value: &str) -> Result<Vec<&str>, String> {
+    let items: Vec<_> = value.split(',').map(str::trim).collect();
+    if items.iter().any(|i| i.is_empty()) {
+        return Err(format!("{value:?} is not a comma-separated list"));
+    }
+    Ok(items)
+}
+
+/// The entries of `available` named in `value`, in the value's order.
+fn select<T: Clone>(
+    value: &str,
+    available: &[T],
+    name: impl Fn(&T) -> &'static str,
+) -> Result<Vec<T>, String> {
+    list(value)?
+        .into_iter()
+        .map(|wanted| {
+            available
+                .iter()
+                .find(|item| name(item).eq_ignore_ascii_case(wanted))
+                .cloned()
+                .ok_or_else(|| {
+                    let known: Vec<_> = available.iter().map(&name).collect();
+                    format!(
+                        "{wanted:?} is not offered by the crypto provider (offered: {})",
+                        known.join(", ")
+                    )
+                })
+        })
+        .collect()
+}
+
+fn group_name(group: NamedGroup) -> &'static str {
+    match group {
+        NamedGroup::X25519 => "X25519",
+        NamedGroup::secp256r1 => "secp256r1",
+        NamedGroup::secp384r1 => "secp384r1",
+        NamedGroup::secp521r1 => "secp521r1",
+        NamedGroup::X448 => "X448",
+        NamedGroup::X25519MLKEM768 => "X25519MLKEM768",
+        NamedGroup::MLKEM768 => "MLKEM768",
+        _ => "unknown",
+    }
+}

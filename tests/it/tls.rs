@@ -1,0 +1,628 @@
+//! Real handshakes: our `ClientConfig` against real TLS servers (an
+//! in-process tokio-rustls server, and `openssl s_server`), with
+//! certificates made by rcgen for each case.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use backend_tls_policy::{
+    api::v1,
+    grant::Referrer,
+    index::{AppliedPolicy, BackendRef, Index, Outcome},
+    tls::{self, BackendTls, ClientCertificate, TlsCache, TlsError, TlsParams},
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use rustls::{
+    CertificateError, RootCertStore, ServerConfig,
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
+    server::WebPkiClientVerifier,
+};
+use serde_json::json;
+use time::{Duration as Days, OffsetDateTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A certificate authority for one test.
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+    /// PEM of the intermediates between this CA and the root, leaf-side first.
+    chain: String,
+}
+
+impl Ca {
+    fn root(name: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let params = ca_params(name);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self { params, key, pem, chain: String::new() }
+    }
+
+    fn intermediate(&self, name: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let params = ca_params(name);
+        let pem =
+            params.signed_by(&key, &Issuer::from_params(&self.params, &self.key)).unwrap().pem();
+        Self { params, key, chain: format!("{pem}{}", self.chain), pem }
+    }
+
+    /// A server (or client) certificate with these SANs, valid from
+    /// `from_days` to `to_days` around now. Returns the chain PEM and the
+    /// key PEM.
+    fn issue(
+        &self,
+        sans: &[SanType],
+        from_days: i64,
+        to_days: i64,
+        client: bool,
+    ) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, "leaf");
+        params.subject_alt_names = sans.to_vec();
+        params.not_before = OffsetDateTime::now_utc() + Days::days(from_days);
+        params.not_after = OffsetDateTime::now_utc() + Days::days(to_days);
+        params.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let leaf = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key)).unwrap();
+        (format!("{}{}", leaf.pem(), self.chain), key.serialize_pem())
+    }
+
+    fn server(&self, sans: &[SanType]) -> (String, String) {
+        self.issue(sans, -1, 30, false)
+    }
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = OffsetDateTime::now_utc() - Days::days(1);
+    params.not_after = OffsetDateTime::now_utc() + Days::days(365);
+    params
+}
+
+fn dns(name: &str) -> SanType {
+    SanType::DnsName(name.try_into().unwrap())
+}
+
+fn uri(value: &str) -> SanType {
+    SanType::URI(value.try_into().unwrap())
+}
+
+/// An index with Service `shop/shop` (port 443), a CA ConfigMap holding
+/// `ca_pem`, and a policy for the Service; the policy as applied.
+fn applied(ca_pem: &str, hostname: &str, sans: serde_json::Value) -> AppliedPolicy {
+    let mut index = Index::default();
+    index.apply(
+        &serde_json::from_value::<Service>(json!({
+            "metadata": {"namespace": "shop", "name": "shop"},
+            "spec": {"ports": [{"name": "https", "port": 443}]},
+        }))
+        .unwrap(),
+    );
+    index.apply(
+        &serde_json::from_value::<ConfigMap>(json!({
+            "metadata": {"namespace": "shop", "name": "ca"},
+            "data": {"ca.crt": ca_pem},
+        }))
+        .unwrap(),
+    );
+    let mut validation = json!({
+        "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}],
+        "hostname": hostname,
+    });
+    if sans != json!(null) {
+        validation["subjectAltNames"] = sans;
+    }
+    index.apply(&serde_json::from_value::<v1::BackendTlsPolicy>(json!({
+        "metadata": {"namespace": "shop", "name": "shop-tls"},
+        "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "shop"}], "validation": validation},
+    })).unwrap());
+    let backend =
+        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "shop", 443);
+    match index.resolve(&backend).outcome() {
+        Outcome::Policy(applied) => applied.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn config(applied: &AppliedPolicy, client: Option<ClientCertificate>) -> BackendTls {
+    let params = TlsParams { client_certificate: client, ..Default::default() };
+    tls::client_config_with_provider(applied, &params, provider()).unwrap()
+}
+
+/// Serves one TLS connection with `chain`/`key`, requiring a client
+/// certificate from `client_ca` if given, answering any request with 200.
+async fn serve(chain: &str, key: &str, client_ca: Option<&str>) -> SocketAddr {
+    let chain: Vec<_> =
+        CertificateDer::pem_slice_iter(chain.as_bytes()).map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(
+                CertificateDer::pem_slice_iter(ca.as_bytes()).map(Result::unwrap),
+            );
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
+                .build()
+                .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = Arc::new(builder.with_single_cert(chain, key).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        if let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await {
+            let mut buf = [0; 1024];
+            let _ = tls.read(&mut buf).await;
+            let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    addr
+}
+
+/// Dials `addr` with our configuration, sends `GET /` and returns the status
+/// line, or the TLS error.
+async fn dial(addr: SocketAddr, tls: &BackendTls) -> Result<String, rustls::Error> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+    let as_tls =
+        |e: std::io::Error| match e.into_inner().map(|inner| inner.downcast::<rustls::Error>()) {
+            Some(Ok(error)) => *error,
+            other => rustls::Error::General(format!("{other:?}")),
+        };
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(10),
+        connector.connect(tls.server_name.clone(), tcp),
+    )
+    .await
+    .expect("handshake timed out")
+    .map_err(as_tls)?;
+    let host = match &tls.server_name {
+        ServerName::DnsName(name) => name.as_ref().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    stream
+        .write_all(format!("GET / HTTP/1.1\r\nhost: {host}\r\n\r\n").as_bytes())
+        .await
+        .map_err(as_tls)?;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    match text.lines().next() {
+        Some(line) if !line.is_empty() => Ok(line.to_owned()),
+        // The server hung up: a failed client-certificate check surfaces
+        // here in TLS 1.3, after the client's half of the handshake.
+        _ => Err(rustls::Error::General("no response".into())),
+    }
+}
+
+fn name_mismatch(error: &rustls::Error) -> bool {
+    matches!(
+        error,
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })
+    )
+}
+
+fn unknown_issuer(error: &rustls::Error) -> bool {
+    matches!(error, rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+}
+
+fn expired(error: &rustls::Error) -> bool {
+    matches!(
+        error,
+        rustls::Error::InvalidCertificate(
+            CertificateError::ExpiredContext { .. } | CertificateError::Expired
+        )
+    )
+}
+
+type Check = fn(&rustls::Error) -> bool;
+
+struct Case {
+    name: &'static str,
+    /// SANs of the server certificate.
+    presented: Vec<SanType>,
+    hostname: &'static str,
+    /// `subjectAltNames` of the policy, or null.
+    sans: serde_json::Value,
+    /// `None`: the handshake and request succeed; `Some(check)`: the
+    /// handshake fails with an error that passes `check`.
+    fails: Option<Check>,
+}
+
+#[tokio::test]
+async fn handshakes_against_a_rustls_server() {
+    let ca = Ca::root("test CA");
+    let abc = || {
+        vec![
+            dns("abc.example.com"),
+            dns("other.example.com"),
+            uri("spiffe://abc.example.com/test-identity"),
+        ]
+    };
+    let cases = [
+        Case {
+            name: "right CA and hostname",
+            presented: abc(),
+            hostname: "abc.example.com",
+            sans: json!(null),
+            fails: None,
+        },
+        Case {
+            name: "hostname mismatch",
+            presented: abc(),
+            hostname: "mismatch.example.com",
+            sans: json!(null),
+            fails: Some(name_mismatch),
+        },
+        Case {
+            name: "SAN DNS match while hostname mismatches",
+            presented: abc(),
+            hostname: "mismatch.example.com",
+            sans: json!([{"type": "Hostname", "hostname": "abc.example.com"}]),
+            fails: None,
+        },
+        Case {
+            name: "san-dns-mismatch (hostname matches, SANs do not)",
+            presented: abc(),
+            hostname: "abc.example.com",
+            sans: json!([{"type": "Hostname", "hostname": "dce.example.com"}]),
+            fails: Some(name_mismatch),
+        },
+        Case {
+            name: "san-uri",
+            presented: abc(),
+            hostname: "abc.example.com",
+            sans: json!([{"type": "URI", "uri": "spiffe://abc.example.com/test-identity"}]),
+            fails: None,
+        },
+        Case {
+            name: "san-uri-mismatch",
+            presented: abc(),
+            hostname: "abc.example.com",
+            sans: json!([{"type": "URI", "uri": "spiffe://def.example.com/test-identity"}]),
+            fails: Some(name_mismatch),
+        },
+        Case {
+            name: "multiple-sans",
+            presented: abc(),
+            hostname: "abc.example.com",
+            sans: json!([{"type": "URI", "uri": "spiffe://abc.example.com/test-identity"}, {"type": "Hostname", "hostname": "abc.example.com"}]),
+            fails: None,
+        },
+        Case {
+            name: "multiple-mismatch-sans",
+            presented: abc(),
+            hostname: "abc.example.com",
+            sans: json!([{"type": "URI", "uri": "spiffe://def.example.com/test-identity"}, {"type": "Hostname", "hostname": "def.example.com"}]),
+            fails: Some(name_mismatch),
+        },
+        Case {
+            name: "URI SANs compare exactly (trailing slash)",
+            presented: abc(),
+            hostname: "abc.example.com",
+            sans: json!([{"type": "URI", "uri": "spiffe://abc.example.com/test-identity/"}]),
+            fails: Some(name_mismatch),
+        },
+        Case {
+            name: "wildcard SAN covers one label",
+            presented: vec![dns("a.example.com")],
+            hostname: "backend.internal",
+            sans: json!([{"type": "Hostname", "hostname": "*.example.com"}]),
+            fails: None,
+        },
+        Case {
+            name: "wildcard SAN does not cover two labels",
+            presented: vec![dns("a.b.example.com")],
+            hostname: "backend.internal",
+            sans: json!([{"type": "Hostname", "hostname": "*.example.com"}]),
+            fails: Some(name_mismatch),
+        },
+        Case {
+            name: "wildcard SAN does not cover the bare domain",
+            presented: vec![dns("example.com")],
+            hostname: "backend.internal",
+            sans: json!([{"type": "Hostname", "hostname": "*.example.com"}]),
+            fails: Some(name_mismatch),
+        },
+        Case {
+            name: "wildcard certificate matches an exact SAN",
+            presented: vec![dns("*.example.com")],
+            hostname: "backend.internal",
+            sans: json!([{"type": "Hostname", "hostname": "a.example.com"}]),
+            fails: None,
+        },
+        Case {
+            name: "wildcard certificate matches the hostname",
+            presented: vec![dns("*.example.com")],
+            hostname: "a.example.com",
+            sans: json!(null),
+            fails: None,
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in cases {
+        let (chain, key) = ca.server(&case.presented);
+        let addr = serve(&chain, &key, None).await;
+        let tls = config(&applied(&ca.pem, case.hostname, case.sans.clone()), None);
+        assert_eq!(
+            tls.server_name,
+            ServerName::try_from(case.hostname).unwrap(),
+            "SNI is the hostname"
+        );
+        let result = dial(addr, &tls).await;
+        let ok = match (&result, case.fails) {
+            (Ok(status), None) => status == "HTTP/1.1 200 OK",
+            (Err(error), Some(check)) => check(error),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("{}: {result:?}", case.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn wrong_ca_expired_leaf_and_intermediates() {
+    let ca = Ca::root("test CA");
+    let other = Ca::root("unrelated CA");
+    let (chain, key) = ca.server(&[dns("abc.example.com")]);
+
+    let addr = serve(&chain, &key, None).await;
+    let error = dial(addr, &config(&applied(&other.pem, "abc.example.com", json!(null)), None))
+        .await
+        .unwrap_err();
+    assert!(unknown_issuer(&error), "{error:?}");
+
+    let (expired_chain, expired_key) = ca.issue(&[dns("abc.example.com")], -30, -1, false);
+    let addr = serve(&expired_chain, &expired_key, None).await;
+    let error = dial(addr, &config(&applied(&ca.pem, "abc.example.com", json!(null)), None))
+        .await
+        .unwrap_err();
+    assert!(expired(&error), "{error:?}");
+    // Also in SAN mode, where our verifier checks the chain.
+    let addr = serve(&expired_chain, &expired_key, None).await;
+    let sans = json!([{"type": "Hostname", "hostname": "abc.example.com"}]);
+    let error = dial(addr, &config(&applied(&ca.pem, "abc.example.com", sans.clone()), None))
+        .await
+        .unwrap_err();
+    assert!(expired(&error), "{error:?}");
+
+    // Root → intermediate → leaf; the policy trusts the root only.
+    let intermediate = ca.intermediate("intermediate CA");
+    let (chain, key) = intermediate.server(&[dns("abc.example.com")]);
+    for sans in [json!(null), sans] {
+        let addr = serve(&chain, &key, None).await;
+        let status =
+            dial(addr, &config(&applied(&ca.pem, "abc.example.com", sans), None)).await.unwrap();
+        assert_eq!(status, "HTTP/1.1 200 OK");
+    }
+}
+
+#[tokio::test]
+async fn client_certificate_required_by_the_backend() {
+    let ca = Ca::root("test CA");
+    let (chain, key) = ca.server(&[dns("abc.example.com")]);
+    let (client_chain, client_key) = ca.issue(&[], -1, 30, true);
+    let client =
+        ClientCertificate::from_pem(Some(client_chain.as_bytes()), Some(client_key.as_bytes()))
+            .unwrap();
+    let policy = applied(&ca.pem, "abc.example.com", json!(null));
+
+    let addr = serve(&chain, &key, Some(&ca.pem)).await;
+    assert_eq!(dial(addr, &config(&policy, Some(client))).await.unwrap(), "HTTP/1.1 200 OK");
+
+    let addr = serve(&chain, &key, Some(&ca.pem)).await;
+    assert!(dial(addr, &config(&policy, None)).await.is_err(), "no client certificate must fail");
+}
+
+#[tokio::test]
+async fn system_roots_do_not_trust_a_private_ca() {
+    let ca = Ca::root("test CA");
+    let (chain, key) = ca.server(&[dns("abc.example.com")]);
+    let addr = serve(&chain, &key, None).await;
+    let mut index = Index::default();
+    index.apply(
+        &serde_json::from_value::<Service>(json!({
+            "metadata": {"namespace": "shop", "name": "shop"},
+            "spec": {"ports": [{"name": "https", "port": 443}]},
+        }))
+        .unwrap(),
+    );
+    index.apply(
+        &serde_json::from_value::<v1::BackendTlsPolicy>(json!({
+            "metadata": {"namespace": "shop", "name": "shop-tls"},
+            "spec": {
+                "targetRefs": [{"group": "", "kind": "Service", "name": "shop"}],
+                "validation": {"wellKnownCACertificates": "System", "hostname": "abc.example.com"},
+            },
+        }))
+        .unwrap(),
+    );
+    let backend =
+        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "shop", 443);
+    let Outcome::Policy(applied) = index.resolve(&backend).outcome().clone() else { panic!() };
+    let error = dial(addr, &config(&applied, None)).await.unwrap_err();
+    assert!(unknown_issuer(&error), "{error:?}");
+}
+
+#[test]
+fn unusable_policies_give_no_config() {
+    let ca = Ca::root("test CA");
+    let (leaf, key) = ca.server(&[dns("abc.example.com")]);
+    for (name, ca_crt, expected) in [
+        (
+            "a private key where a certificate belongs",
+            key.clone(),
+            "block 1: a PRIVATE KEY block, not a CERTIFICATE",
+        ),
+        (
+            "a CA and a key",
+            format!("{}{key}", ca.pem),
+            "block 2: a PRIVATE KEY block, not a CERTIFICATE",
+        ),
+        ("truncated base64", ca.pem.replace("\n-----END", "AAA\n-----END"), "block 1: "),
+        ("no PEM at all", "hello".to_owned(), "holds no PEM CERTIFICATE block"),
+    ] {
+        let policy = applied(&ca_crt, "abc.example.com", json!(null));
+        let error = tls::client_config_with_provider(&policy, &TlsParams::default(), provider())
+            .unwrap_err();
+        let TlsError::Unusable { problems, .. } = &error else { panic!("{name}: {error}") };
+        assert!(error.to_string().contains(expected), "{name}: {error}");
+        assert!(!problems.is_empty());
+    }
+    // An expired CA.
+    let mut params = ca_params("old CA");
+    params.not_after = OffsetDateTime::now_utc() - Days::days(1);
+    let old = params.self_signed(&KeyPair::generate().unwrap()).unwrap().pem();
+    let policy = applied(&old, "abc.example.com", json!(null));
+    let error =
+        tls::client_config_with_provider(&policy, &TlsParams::default(), provider()).unwrap_err();
+    assert!(error.to_string().contains("block 1: expired at"), "{error}");
+    // A valid bundle is fine, and the leaf is not a problem as an extra block.
+    let policy = applied(&format!("{}{leaf}", ca.pem), "abc.example.com", json!(null));
+    assert!(tls::client_config_with_provider(&policy, &TlsParams::default(), provider()).is_ok());
+}
+
+#[test]
+fn cache_returns_the_same_config_until_an_input_changes() {
+    let ca = Ca::root("test CA");
+    let cache = TlsCache::default();
+    let params = TlsParams::default();
+    let provider = provider();
+    let mut index = Index::default();
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"namespace": "shop", "name": "shop"},
+        "spec": {"ports": [{"name": "https", "port": 443}]},
+    }))
+    .unwrap();
+    let ca_map = |pem: &str| -> ConfigMap {
+        serde_json::from_value(
+            json!({"metadata": {"namespace": "shop", "name": "ca"}, "data": {"ca.crt": pem}}),
+        )
+        .unwrap()
+    };
+    let mut policy: v1::BackendTlsPolicy = serde_json::from_value(json!({
+        "metadata": {"namespace": "shop", "name": "shop-tls"},
+        "spec": {
+            "targetRefs": [{"group": "", "kind": "Service", "name": "shop"}],
+            "validation": {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}], "hostname": "abc.example.com"},
+        },
+    }))
+    .unwrap();
+    index.apply(&service);
+    index.apply(&ca_map(&ca.pem));
+    index.apply(&policy);
+    let backend =
+        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "shop", 443);
+    let get = |index: &Index| {
+        let Outcome::Policy(applied) = index.resolve(&backend).outcome().clone() else { panic!() };
+        cache.client_config_with_provider(&applied, &params, provider.clone()).unwrap().config
+    };
+    let first = get(&index);
+    assert!(Arc::ptr_eq(&first, &get(&index)), "unchanged inputs, same Arc");
+    index.apply(&service); // an unrelated object
+    assert!(Arc::ptr_eq(&first, &get(&index)));
+
+    index.apply(&ca_map(&format!("{}{}", ca.pem, Ca::root("rotated").pem)));
+    let rotated = get(&index);
+    assert!(!Arc::ptr_eq(&first, &rotated), "a rotated CA gives a new config");
+    assert!(Arc::ptr_eq(&rotated, &get(&index)));
+
+    policy.spec.validation.hostname = "other.example.com".into();
+    index.apply(&policy);
+    assert!(!Arc::ptr_eq(&rotated, &get(&index)), "a changed policy gives a new config");
+    assert_eq!(cache.len(), 1, "configs for old policy versions are dropped");
+}
+
+#[test]
+fn options_narrow_the_configuration() {
+    let ca = Ca::root("test CA");
+    let policy_with = |options: serde_json::Value| {
+        let mut index = Index::default();
+        index.apply(
+            &serde_json::from_value::<Service>(json!({
+                "metadata": {"namespace": "shop", "name": "shop"},
+                "spec": {"ports": [{"name": "https", "port": 443}]},
+            }))
+            .unwrap(),
+        );
+        index.apply(
+            &serde_json::from_value::<ConfigMap>(json!({
+                "metadata": {"namespace": "shop", "name": "ca"}, "data": {"ca.crt": ca.pem},
+            }))
+            .unwrap(),
+        );
+        index.apply(&serde_json::from_value::<v1::BackendTlsPolicy>(json!({
+            "metadata": {"namespace": "shop", "name": "p"},
+            "spec": {
+                "targetRefs": [{"group": "", "kind": "Service", "name": "shop"}],
+                "validation": {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}], "hostname": "abc.example.com"},
+                "options": options,
+            },
+        })).unwrap());
+        let backend =
+            BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "shop", 443);
+        let Outcome::Policy(applied) = index.resolve(&backend).outcome().clone() else { panic!() };
+        applied
+    };
+    let params = TlsParams {
+        options_domain: Some("example.com".into()),
+        alpn: vec![b"http/1.1".to_vec()],
+        ..Default::default()
+    };
+
+    let applied = policy_with(json!({
+        "example.com/min-tls-version": "1.3",
+        "example.com/alpn-protocols": "h2,http/1.1",
+        "other.io/anything": "ignored",
+    }));
+    let tls = tls::client_config_with_provider(&applied, &params, provider()).unwrap();
+    assert_eq!(tls.config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    assert!(
+        tls.config
+            .crypto_provider()
+            .cipher_suites
+            .iter()
+            .any(|s| s.version() == &rustls::version::TLS13)
+    );
+
+    let defaults = policy_with(json!({}));
+    let tls = tls::client_config_with_provider(&defaults, &params, provider()).unwrap();
+    assert_eq!(tls.config.alpn_protocols, [b"http/1.1".to_vec()], "the caller's ALPN");
+
+    let applied = policy_with(json!({
+        "example.com/min-tls-version": "1.4",
+        "example.com/unknown": "x",
+        "example.com/cipher-suites": "TLS13_AES_128_GCM_SHA256,NOPE",
+    }));
+    let error = tls::client_config_with_provider(&applied, &params, provider()).unwrap_err();
+    let TlsError::Options { errors, .. } = &error else { panic!("{error}") };
+    assert_eq!(errors.len(), 3, "{error}");
+}
