@@ -344,6 +344,8 @@ struct SecretData {
 /// use k8s_openapi::api::core::v1::{ConfigMap, Service};
 /// use serde_json::json;
 ///
+/// // A PEM CA bundle, as a ConfigMap's `ca.crt` holds it.
+/// const CA: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pki/ca.crt"));
 /// let mut index = Index::default();
 /// index.apply(&serde_json::from_value::<Service>(json!({
 ///     "metadata": {"namespace": "shop", "name": "shop"},
@@ -351,7 +353,7 @@ struct SecretData {
 /// }))?);
 /// index.apply(&serde_json::from_value::<ConfigMap>(json!({
 ///     "metadata": {"namespace": "shop", "name": "shop-ca"},
-///     "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\n…"},
+///     "data": {"ca.crt": CA},
 /// }))?);
 /// index.apply(&serde_json::from_value::<BackendTlsPolicy>(json!({
 ///     "metadata": {"namespace": "shop", "name": "shop-tls"},

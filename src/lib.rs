@@ -9,7 +9,7 @@
 //! `rustls::ClientConfig`.
 //!
 //! Data flows one way: wire types → validated types → index → resolution
-//! → status (and, next, TLS).
+//! → status / TLS.
 //!
 //! - [`api`]: the wire types — `BackendTLSPolicy` [`v1`](api::v1) (and the
 //!   deprecated [`v1alpha3`](api::v1alpha3)), `ReferenceGrant`
@@ -29,7 +29,12 @@
 //! - [`grant`]: the ReferenceGrant rules;
 //! - [`status`]: condition types and reasons, each policy's conditions
 //!   ([`Index::policy_conditions`]), and [`status::merge`], which writes this
-//!   controller's ancestor entries without touching anyone else's.
+//!   controller's ancestor entries without touching anyone else's;
+//! - [`tls`]: [`tls::client_config`] turns an applied policy into an
+//!   `Arc<rustls::ClientConfig>` and the `ServerName` to dial, verifying the
+//!   hostname or the subject alternative names (DNS or SPIFFE URI), with the
+//!   Gateway's client certificate when it has one, and [`tls::TlsCache`] hands
+//!   back the same `Arc` while nothing changed.
 //!
 //! Policy problems are values, not errors: a policy that applies but cannot
 //! be used comes back from [`AppliedPolicy::usable`](index::AppliedPolicy::usable)
@@ -50,6 +55,8 @@
 //! use serde_json::{from_value, json};
 //!
 //! // Objects as a kube reflector (or a manifests folder) hands them over.
+//! // A PEM CA bundle, as a ConfigMap's `ca.crt` holds it.
+//! const CA: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pki/ca.crt"));
 //! let mut index = Index::default();
 //! index.apply(&from_value::<Service>(json!({
 //!     "metadata": {"namespace": "shop", "name": "shop"},
@@ -57,7 +64,7 @@
 //! }))?);
 //! index.apply(&from_value::<ConfigMap>(json!({
 //!     "metadata": {"namespace": "shop", "name": "shop-ca"},
-//!     "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\n…"},
+//!     "data": {"ca.crt": CA},
 //! }))?);
 //! index.apply(&from_value::<BackendTlsPolicy>(json!({
 //!     "metadata": {"namespace": "shop", "name": "shop-tls", "generation": 1},
@@ -78,6 +85,10 @@
 //! assert_eq!(policy.hostname().as_str(), "shop.example.com"); // SNI and name to verify
 //! println!("{}", resolution.explain(&backend));
 //!
+//! // What to dial with: `TlsConnector::from(tls.config).connect(tls.server_name, tcp)`.
+//! let tls = backend_tls_policy::tls::client_config(applied, &Default::default())?;
+//! assert_eq!(tls.server_name, rustls::pki_types::ServerName::try_from("shop.example.com")?);
+//!
 //! // Status for the policy, reported against the Gateway `infra/edge`.
 //! let key = ObjectKey::new("shop", "shop-tls");
 //! let conditions = index.policy_conditions(&key).unwrap();
@@ -90,7 +101,7 @@
 //!     [(gateway, conditions.to_conditions(&now))],
 //! );
 //! assert!(merged.changed && merged.dropped.is_empty()); // patch `merged.status` onto the policy
-//! # Ok::<(), serde_json::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Kubernetes version

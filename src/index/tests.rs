@@ -18,7 +18,10 @@ use crate::{
 };
 
 const NS: &str = "gateway-conformance-infra";
-const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+/// A real (self-signed) certificate: the index parses CA bundles.
+static CA_PEM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    rcgen::generate_simple_self_signed(vec!["test-ca.example".into()]).unwrap().cert.pem()
+});
 
 fn meta(namespace: &str, name: &str) -> ObjectMeta {
     ObjectMeta { namespace: Some(namespace.into()), name: Some(name.into()), ..Default::default() }
@@ -121,7 +124,7 @@ fn mk_grant(
 /// An index with the conformance CA ConfigMap `ca`.
 fn mk_index() -> Index {
     let mut index = Index::default();
-    index.apply(&mk_ca_config_map(NS, "ca", Some(PEM)));
+    index.apply(&mk_ca_config_map(NS, "ca", Some(&CA_PEM)));
     index
 }
 
@@ -291,11 +294,11 @@ fn config_map_reconcile() {
     let broken = ((false, Reason::NoValidCACertificate), (false, Reason::InvalidCACertificateRef));
     let fine = ((true, Reason::Accepted), (true, Reason::ResolvedRefs));
     assert_eq!(state(&index), broken);
-    index.apply(&mk_ca_config_map(NS, "reconcile-ca", Some(PEM)));
+    index.apply(&mk_ca_config_map(NS, "reconcile-ca", Some(&CA_PEM)));
     assert_eq!(state(&index), fine);
     index.apply(&mk_ca_config_map(NS, "reconcile-ca", Some("")));
     assert_eq!(state(&index), broken);
-    index.apply(&mk_ca_config_map(NS, "reconcile-ca", Some(PEM)));
+    index.apply(&mk_ca_config_map(NS, "reconcile-ca", Some(&CA_PEM)));
     assert_eq!(state(&index), fine);
     index.delete::<ConfigMap>(&ObjectKey::new(NS, "reconcile-ca"));
     assert_eq!(state(&index), broken);
@@ -307,7 +310,7 @@ fn secret_ca_refs_are_supported() {
     index.apply(&mk_service(NS, "svc", &[("https", 443)]));
     index.apply(&Secret {
         metadata: meta(NS, "ca-secret"),
-        data: Some([(CA_CERT_KEY.to_owned(), ByteString(PEM.into()))].into()),
+        data: Some([(CA_CERT_KEY.to_owned(), ByteString(CA_PEM.as_bytes().to_vec()))].into()),
         ..Default::default()
     });
     let mut policy = mk_policy("secret", 0, "svc", None, "abc.example.com");
@@ -321,7 +324,7 @@ fn secret_ca_refs_are_supported() {
     let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
     let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
     assert_eq!(applied.ca_sources()[0].index, 0);
-    assert_eq!(&*applied.ca_sources()[0].pem, PEM.as_bytes());
+    assert_eq!(&*applied.ca_sources()[0].pem, CA_PEM.as_bytes());
 }
 
 #[test]
