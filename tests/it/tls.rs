@@ -626,3 +626,76 @@ fn options_narrow_the_configuration() {
     let TlsError::Options { errors, .. } = &error else { panic!("{error}") };
     assert_eq!(errors.len(), 3, "{error}");
 }
+
+/// `openssl s_server` from the machine, serving the fixture certificate of
+/// `shop.example.com`, for one connection; killed on drop.
+struct OpensslServer {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl OpensslServer {
+    async fn start() -> Self {
+        let pki = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pki");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-naccept", "1", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-cert", &format!("{pki}/shop.crt"), "-key", &format!("{pki}/shop.key")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl is installed");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        // Ready once the port is taken. Connecting to find out would spend
+        // the one connection `-naccept 1` allows.
+        for _ in 0..100 {
+            if std::net::TcpListener::bind(addr).is_err() {
+                return Self { child, addr };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("openssl s_server did not start on {addr}");
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn handshakes_against_openssl_s_server() {
+    let ca = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pki/ca.crt"));
+    let other = Ca::root("unrelated CA").pem;
+    let spiffe = json!([{"type": "URI", "uri": "spiffe://cluster.local/ns/shop/sa/shop"}]);
+    let cases: [(&str, &str, &str, serde_json::Value, Option<Check>); 5] = [
+        ("right CA and hostname", ca, "shop.example.com", json!(null), None),
+        ("wrong CA", &other, "shop.example.com", json!(null), Some(unknown_issuer)),
+        ("hostname mismatch", ca, "cart.example.com", json!(null), Some(name_mismatch)),
+        ("SPIFFE URI SAN", ca, "cart.example.com", spiffe, None),
+        (
+            "san-dns-mismatch",
+            ca,
+            "shop.example.com",
+            json!([{"type": "Hostname", "hostname": "cart.example.com"}]),
+            Some(name_mismatch),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, ca_pem, hostname, sans, fails) in cases {
+        let server = OpensslServer::start().await;
+        let result = dial(server.addr, &config(&applied(ca_pem, hostname, sans), None)).await;
+        let ok = match (&result, fails) {
+            (Ok(status), None) => status.starts_with("HTTP/1.0 200"),
+            (Err(error), Some(check)) => check(error),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("{name}: {result:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
