@@ -646,16 +646,17 @@ impl OpensslServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("openssl is installed");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        // Dropping `server` kills the process, also when it never comes up.
+        let server = Self { child, addr: ([127, 0, 0, 1], port).into() };
         // Ready once the port is taken. Connecting to find out would spend
         // the one connection `-naccept 1` allows.
         for _ in 0..100 {
-            if std::net::TcpListener::bind(addr).is_err() {
-                return Self { child, addr };
+            if std::net::TcpListener::bind(server.addr).is_err() {
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("openssl s_server did not start on {addr}");
+        panic!("openssl s_server did not start on {}", server.addr);
     }
 }
 

@@ -1,0 +1,415 @@
+//! The main job, offline: which BackendTLSPolicy applies to a backend, what
+//! every policy's status would be, and — with `--connect` — whether a real
+//! TLS handshake with the resulting configuration succeeds.
+//!
+//! ```text
+//! cargo run --example resolve -- --demo
+//! cargo run --example resolve -- --manifests PATH [--manifests PATH ...] \
+//!     --service NAMESPACE/NAME --port NUMBER \
+//!     [--from GROUP/KIND/NAMESPACE] [--gateway NAMESPACE/NAME] \
+//!     [--options-domain DOMAIN] [--connect HOST:PORT] [--output text|json]
+//! ```
+//!
+//! Exit codes: 0 resolved (and, with `--connect`, the handshake and request
+//! succeeded) or no policy applies; 1 connection, handshake or verification
+//! failed; 2 usage or unreadable input; 3 a policy applies but cannot be
+//! satisfied (the caller must answer 5xx); 4 reference not permitted.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use backend_tls_policy::{
+    Index,
+    api::{v1, v1alpha3, v1beta1},
+    grant::Referrer,
+    index::{BackendRef, ObjectKey, Outcome},
+    policy::SubjectAltName,
+    tls::{self, BackendTls, ClientCertificateError, GatewayClientCertificate, TlsParams},
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use rustls::pki_types::ServerName;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const USAGE: &str = "usage: resolve --demo | --manifests PATH [--manifests PATH ...] \
+--service NAMESPACE/NAME --port NUMBER [--from GROUP/KIND/NAMESPACE] [--gateway NAMESPACE/NAME] \
+[--options-domain DOMAIN] [--connect HOST:PORT] [--output text|json]";
+
+#[derive(Default)]
+struct Args {
+    manifests: Vec<PathBuf>,
+    service: Option<ObjectKey>,
+    port: Option<i32>,
+    from: Option<Referrer>,
+    gateway: Option<ObjectKey>,
+    options_domain: Option<String>,
+    connect: Option<String>,
+    json: bool,
+    demo: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args::default();
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        let mut value = || argv.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--manifests" => args.manifests.push(value()?.into()),
+            "--service" => args.service = Some(object_key(&value()?)?),
+            "--port" => {
+                args.port = Some(value()?.parse().map_err(|_| "--port takes a number".to_owned())?)
+            }
+            "--from" => {
+                let v = value()?;
+                let parts: Vec<_> = v.splitn(3, '/').collect();
+                let [group, kind, namespace] = parts[..] else {
+                    return Err(format!("--from {v:?}: expected GROUP/KIND/NAMESPACE"));
+                };
+                args.from = Some(Referrer {
+                    group: group.into(),
+                    kind: kind.into(),
+                    namespace: namespace.into(),
+                });
+            }
+            "--gateway" => args.gateway = Some(object_key(&value()?)?),
+            "--options-domain" => args.options_domain = Some(value()?),
+            "--connect" => args.connect = Some(value()?),
+            "--output" => {
+                args.json = match value()?.as_str() {
+                    "json" => true,
+                    "text" => false,
+                    other => return Err(format!("--output {other:?}: expected text or json")),
+                }
+            }
+            "--demo" => args.demo = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+fn object_key(value: &str) -> Result<ObjectKey, String> {
+    match value.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Ok(ObjectKey::new(ns, name)),
+        _ => Err(format!("{value:?}: expected NAMESPACE/NAME")),
+    }
+}
+
+/// Every document in the files and folders given, as JSON values.
+fn read_documents(paths: &[PathBuf]) -> Result<Vec<Value>, String> {
+    let mut documents = Vec::new();
+    for path in paths {
+        let files = if path.is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| {
+                    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+                })
+                .collect();
+            files.sort();
+            files
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let parsed: Vec<Value> = if file.extension().is_some_and(|e| e == "json") {
+                vec![serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?]
+            } else {
+                serde_saphyr::from_multiple(&text)
+                    .map_err(|e| format!("{}: {e}", file.display()))?
+            };
+            documents.extend(parsed.into_iter().filter(|d| !d.is_null()));
+        }
+    }
+    Ok(documents)
+}
+
+/// Feeds the documents to the index; returns the Gateways.
+fn load(index: &mut Index, documents: Vec<Value>) -> Result<Vec<GatewayClientCertificate>, String> {
+    let mut gateways = Vec::new();
+    for mut document in documents {
+        if document["metadata"]["namespace"].is_null() {
+            document["metadata"]["namespace"] = "default".into();
+        }
+        let api_version = document["apiVersion"].as_str().unwrap_or_default().to_owned();
+        let kind = document["kind"].as_str().unwrap_or_default().to_owned();
+        let name = format!("{kind} {}", document["metadata"]["name"].as_str().unwrap_or("?"));
+        let bad = |e: serde_json::Error| format!("{name}: {e}");
+        match (api_version.as_str(), kind.as_str()) {
+            ("v1", "Service") => {
+                index.apply(&serde_json::from_value::<Service>(document).map_err(bad)?)
+            }
+            ("v1", "ConfigMap") => {
+                index.apply(&serde_json::from_value::<ConfigMap>(document).map_err(bad)?)
+            }
+            ("v1", "Secret") => {
+                index.apply(&serde_json::from_value::<Secret>(document).map_err(bad)?)
+            }
+            ("gateway.networking.k8s.io/v1", "BackendTLSPolicy") => {
+                index.apply(&serde_json::from_value::<v1::BackendTlsPolicy>(document).map_err(bad)?)
+            }
+            ("gateway.networking.k8s.io/v1alpha3", "BackendTLSPolicy") => index.apply(
+                &serde_json::from_value::<v1alpha3::BackendTlsPolicy>(document).map_err(bad)?,
+            ),
+            ("gateway.networking.k8s.io/v1", "ReferenceGrant") => {
+                index.apply(&serde_json::from_value::<v1::ReferenceGrant>(document).map_err(bad)?)
+            }
+            ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant") => index
+                .apply(&serde_json::from_value::<v1beta1::ReferenceGrant>(document).map_err(bad)?),
+            ("gateway.networking.k8s.io/v1", "Gateway") => {
+                gateways.push(serde_json::from_value(document).map_err(bad)?)
+            }
+            _ => eprintln!("resolve: ignoring {api_version} {name}"),
+        }
+    }
+    Ok(gateways)
+}
+
+struct Report {
+    json: Value,
+    text: Vec<String>,
+    exit: u8,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("resolve: {message}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.demo {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        if args.manifests.is_empty() {
+            args.manifests.push(root.join("examples/manifests"));
+        }
+        args.service.get_or_insert(ObjectKey::new("shop", "shop"));
+        args.port.get_or_insert(443);
+        match demo_backend(root).await {
+            Ok(addr) => {
+                eprintln!("resolve: demo backend for shop.example.com listening on {addr}");
+                args.connect = Some(addr.to_string());
+            }
+            Err(e) => {
+                eprintln!("resolve: cannot start the demo backend: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(service), Some(port)) = (args.service.clone(), args.port) else {
+        eprintln!("resolve: --service and --port are required\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    if args.manifests.is_empty() {
+        eprintln!("resolve: --manifests is required\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let mut index = Index::default();
+    let gateways = match read_documents(&args.manifests).and_then(|docs| load(&mut index, docs)) {
+        Ok(gateways) => gateways,
+        Err(message) => {
+            eprintln!("resolve: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let from = args
+        .from
+        .clone()
+        .unwrap_or_else(|| Referrer::gateway_api("HTTPRoute", service.namespace.clone()));
+    let backend = BackendRef::service(from, service.namespace.clone(), service.name.clone(), port);
+    let report = match run(&index, &gateways, &backend, &args).await {
+        Ok(report) => report,
+        Err(message) => {
+            eprintln!("resolve: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json).expect("JSON values serialize"));
+    } else {
+        println!("{}", report.text.join("\n"));
+    }
+    ExitCode::from(report.exit)
+}
+
+async fn run(
+    index: &Index,
+    gateways: &[GatewayClientCertificate],
+    backend: &BackendRef,
+    args: &Args,
+) -> Result<Report, String> {
+    let resolution = index.resolve(backend);
+    let mut text = vec![resolution.explain(backend).to_string()];
+    let mut conditions = serde_json::Map::new();
+    text.push("conditions:".into());
+    for key in index.policy_keys() {
+        let c = index.policy_conditions(&key).expect("listed policies exist");
+        let mut entries = Vec::new();
+        for (type_, state) in [("Accepted", &c.accepted), ("ResolvedRefs", &c.resolved_refs)] {
+            let status = if state.status { "True" } else { "False" };
+            text.push(format!("  {key}: {type_}={status} ({}) {}", state.reason, state.message));
+            entries.push(json!({"type": type_, "status": status, "reason": state.reason.as_str(), "message": state.message}));
+        }
+        conditions.insert(key.to_string(), entries.into());
+    }
+    let mut json = json!({"policy": null, "sni": null, "verification": null, "conditions": conditions, "handshake": null});
+    let report = |json, text, exit| Ok(Report { json, text, exit });
+
+    let applied = match resolution.outcome() {
+        Outcome::RefNotPermitted => return report(json, text, 4),
+        Outcome::BackendNotFound | Outcome::PortNotFound => {
+            return Err(format!("{backend}: no such Service port in the manifests"));
+        }
+        Outcome::NoPolicy => {
+            if args.connect.is_some() {
+                text.push("handshake: not attempted, no BackendTLSPolicy asks for TLS".into());
+            }
+            return report(json, text, 0);
+        }
+        Outcome::Policy(applied) => applied,
+        other => return Err(format!("unexpected outcome {other:?}")),
+    };
+    json["policy"] = applied.policy_key().to_string().into();
+
+    let mut params =
+        TlsParams { options_domain: args.options_domain.clone(), ..Default::default() };
+    if let Some(key) = &args.gateway {
+        let gateway = gateways
+            .iter()
+            .find(|g| {
+                g.metadata.namespace.as_deref() == Some(&key.namespace)
+                    && g.metadata.name.as_deref() == Some(&key.name)
+            })
+            .ok_or(format!("Gateway {key} is not in the manifests"))?;
+        match index.client_certificate(gateway) {
+            Ok(certificate) => params.client_certificate = certificate,
+            Err(error) => {
+                text.push(format!(
+                    "Gateway {key}: ResolvedRefs=False ({}) {error}",
+                    error.reason()
+                ));
+                let exit = match error {
+                    ClientCertificateError::RefNotPermitted { .. } => 4,
+                    _ => 3,
+                };
+                return report(json, text, exit);
+            }
+        }
+    }
+    let tls = match tls::client_config(applied, &params) {
+        Ok(tls) => tls,
+        Err(error) => {
+            text.push(format!("TLS: {error}; connections must fail (HTTP 5xx)"));
+            json["error"] = error.to_string().into();
+            return report(json, text, 3);
+        }
+    };
+    let policy = applied.usable().expect("a config was built");
+    let sni = match &tls.server_name {
+        ServerName::DnsName(name) => name.as_ref().to_owned(),
+        other => format!("{other:?}"),
+    };
+    let (mode, names): (&str, Vec<String>) = if policy.subject_alt_names().is_empty() {
+        ("hostname", vec![sni.clone()])
+    } else {
+        let names = policy.subject_alt_names().iter().map(|san| match san {
+            SubjectAltName::Hostname(h) => h.to_string(),
+            SubjectAltName::Uri(u) => u.to_string(),
+            _ => "?".into(),
+        });
+        ("subjectAltNames", names.collect())
+    };
+    text.push(format!("TLS: SNI {sni}; verify {mode} {}", names.join(", ")));
+    json["sni"] = sni.clone().into();
+    json["verification"] = json!({"mode": mode, "names": names});
+
+    let Some(address) = &args.connect else { return report(json, text, 0) };
+    match connect(address, &tls, &sni).await {
+        Ok(status) => {
+            text.push(format!("handshake: ok; {status}"));
+            let code = status.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
+            json["handshake"] = json!({"ok": true, "status": code});
+            report(json, text, 0)
+        }
+        Err(error) => {
+            text.push(format!("handshake: failed: {error}"));
+            json["handshake"] = json!({"ok": false, "error": error});
+            report(json, text, 1)
+        }
+    }
+}
+
+/// Dials `address`, completes the handshake, sends `GET /` and returns the
+/// status line.
+async fn connect(address: &str, tls: &BackendTls, host: &str) -> Result<String, String> {
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("connect {address}: {e}"))?;
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let mut stream =
+            connector.connect(tls.server_name.clone(), tcp).await.map_err(|e| e.to_string())?;
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        let text = String::from_utf8_lossy(&response);
+        text.lines()
+            .next()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .ok_or("no HTTP response".to_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(10), work).await.map_err(|_| "timed out".to_owned())?
+}
+
+/// A local TLS backend serving `shop.example.com`'s test certificate, for
+/// `--demo`.
+async fn demo_backend(root: &Path) -> Result<std::net::SocketAddr, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let pki = root.join("tests/fixtures/pki");
+    let chain = CertificateDer::pem_file_iter(pki.join("shop.crt"))
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{e:?}"))?;
+    let key = PrivateKeyDer::from_pem_file(pki.join("shop.key")).map_err(|e| format!("{e:?}"))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let mut buf = [0; 1024];
+                    let _ = tls.read(&mut buf).await;
+                    let body = "hello from shop.example.com\n";
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
