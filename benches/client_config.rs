@@ -214,7 +214,7 @@ fn handshakes(c: &mut Criterion) {
     let san_mode = tls::client_config_with_provider(
         &applied(&index_with(&pem, sans)),
         &TlsParams::default(),
-        provider.clone(),
+        provider,
     )
     .unwrap()
     .config;

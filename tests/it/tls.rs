@@ -106,41 +106,59 @@ fn uri(value: &str) -> SanType {
     SanType::URI(value.try_into().unwrap())
 }
 
-/// An index with Service `shop/shop` (port 443), a CA ConfigMap holding
-/// `ca_pem`, and a policy for the Service; the policy as applied.
-fn applied(ca_pem: &str, hostname: &str, sans: serde_json::Value) -> AppliedPolicy {
-    let mut index = Index::default();
-    index.apply(
-        &serde_json::from_value::<Service>(json!({
-            "metadata": {"namespace": "shop", "name": "shop"},
-            "spec": {"ports": [{"name": "https", "port": 443}]},
-        }))
-        .unwrap(),
-    );
-    index.apply(
-        &serde_json::from_value::<ConfigMap>(json!({
-            "metadata": {"namespace": "shop", "name": "ca"},
-            "data": {"ca.crt": ca_pem},
-        }))
-        .unwrap(),
-    );
-    let mut validation = json!({
-        "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}],
-        "hostname": hostname,
-    });
-    if sans != json!(null) {
+fn shop_service() -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"namespace": "shop", "name": "shop"},
+        "spec": {"ports": [{"name": "https", "port": 443}]},
+    }))
+    .unwrap()
+}
+
+/// The ConfigMap `shop/ca` with this `ca.crt`.
+fn ca_config_map(pem: &str) -> ConfigMap {
+    let object = json!({"metadata": {"namespace": "shop", "name": "ca"}, "data": {"ca.crt": pem}});
+    serde_json::from_value(object).unwrap()
+}
+
+/// The policy `shop/shop-tls` for Service `shop`, with this `validation`
+/// and `options` (null for none).
+fn shop_policy(validation: serde_json::Value, options: serde_json::Value) -> v1::BackendTlsPolicy {
+    let target = json!({"group": "", "kind": "Service", "name": "shop"});
+    let mut spec = json!({"targetRefs": [target], "validation": validation});
+    if !options.is_null() {
+        spec["options"] = options;
+    }
+    let metadata = json!({"namespace": "shop", "name": "shop-tls"});
+    serde_json::from_value(json!({"metadata": metadata, "spec": spec})).unwrap()
+}
+
+/// Trust the ConfigMap `shop/ca`; verify `hostname`, or `sans` unless null.
+fn ca_validation(hostname: &str, sans: serde_json::Value) -> serde_json::Value {
+    let ca_ref = json!({"group": "", "kind": "ConfigMap", "name": "ca"});
+    let mut validation = json!({"caCertificateRefs": [ca_ref], "hostname": hostname});
+    if !sans.is_null() {
         validation["subjectAltNames"] = sans;
     }
-    index.apply(&serde_json::from_value::<v1::BackendTlsPolicy>(json!({
-        "metadata": {"namespace": "shop", "name": "shop-tls"},
-        "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "shop"}], "validation": validation},
-    })).unwrap());
-    let backend =
-        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "shop", 443);
-    match index.resolve(&backend).outcome() {
+    validation
+}
+
+/// What applies to Service `shop/shop` port 443, from a route in `shop`.
+fn resolve_shop(index: &Index) -> AppliedPolicy {
+    let route = Referrer::gateway_api("HTTPRoute", "shop");
+    match index.resolve(&BackendRef::service(route, "shop", "shop", 443)).outcome() {
         Outcome::Policy(applied) => applied.clone(),
         other => panic!("{other:?}"),
     }
+}
+
+/// An index with Service `shop/shop`, the CA ConfigMap holding `ca_pem`,
+/// and the policy; the policy as applied.
+fn applied(ca_pem: &str, hostname: &str, sans: serde_json::Value) -> AppliedPolicy {
+    let mut index = Index::default();
+    index.apply(&shop_service());
+    index.apply(&ca_config_map(ca_pem));
+    index.apply(&shop_policy(ca_validation(hostname, sans), json!(null)));
+    resolve_shop(&index)
 }
 
 fn config(applied: &AppliedPolicy, client: Option<ClientCertificate>) -> BackendTls {
@@ -448,26 +466,10 @@ async fn system_roots_do_not_trust_a_private_ca() {
     let (chain, key) = ca.server(&[dns("abc.example.com")]);
     let addr = serve(&chain, &key, None).await;
     let mut index = Index::default();
-    index.apply(
-        &serde_json::from_value::<Service>(json!({
-            "metadata": {"namespace": "shop", "name": "shop"},
-            "spec": {"ports": [{"name": "https", "port": 443}]},
-        }))
-        .unwrap(),
-    );
-    index.apply(
-        &serde_json::from_value::<v1::BackendTlsPolicy>(json!({
-            "metadata": {"namespace": "shop", "name": "shop-tls"},
-            "spec": {
-                "targetRefs": [{"group": "", "kind": "Service", "name": "shop"}],
-                "validation": {"wellKnownCACertificates": "System", "hostname": "abc.example.com"},
-            },
-        }))
-        .unwrap(),
-    );
-    let backend =
-        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "shop", 443);
-    let Outcome::Policy(applied) = index.resolve(&backend).outcome().clone() else { panic!() };
+    index.apply(&shop_service());
+    let validation = json!({"wellKnownCACertificates": "System", "hostname": "abc.example.com"});
+    index.apply(&shop_policy(validation, json!(null)));
+    let applied = resolve_shop(&index);
     let error = dial(addr, &config(&applied, None)).await.unwrap_err();
     assert!(unknown_issuer(&error), "{error:?}");
 }
@@ -517,40 +519,23 @@ fn cache_returns_the_same_config_until_an_input_changes() {
     let params = TlsParams::default();
     let provider = provider();
     let mut index = Index::default();
-    let service: Service = serde_json::from_value(json!({
-        "metadata": {"namespace": "shop", "name": "shop"},
-        "spec": {"ports": [{"name": "https", "port": 443}]},
-    }))
-    .unwrap();
-    let ca_map = |pem: &str| -> ConfigMap {
-        serde_json::from_value(
-            json!({"metadata": {"namespace": "shop", "name": "ca"}, "data": {"ca.crt": pem}}),
-        )
-        .unwrap()
-    };
-    let mut policy: v1::BackendTlsPolicy = serde_json::from_value(json!({
-        "metadata": {"namespace": "shop", "name": "shop-tls"},
-        "spec": {
-            "targetRefs": [{"group": "", "kind": "Service", "name": "shop"}],
-            "validation": {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}], "hostname": "abc.example.com"},
-        },
-    }))
-    .unwrap();
+    let service = shop_service();
+    let mut policy = shop_policy(ca_validation("abc.example.com", json!(null)), json!(null));
     index.apply(&service);
-    index.apply(&ca_map(&ca.pem));
+    index.apply(&ca_config_map(&ca.pem));
     index.apply(&policy);
-    let backend =
-        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "shop", 443);
     let get = |index: &Index| {
-        let Outcome::Policy(applied) = index.resolve(&backend).outcome().clone() else { panic!() };
-        cache.client_config_with_provider(&applied, &params, provider.clone()).unwrap().config
+        cache
+            .client_config_with_provider(&resolve_shop(index), &params, provider.clone())
+            .unwrap()
+            .config
     };
     let first = get(&index);
     assert!(Arc::ptr_eq(&first, &get(&index)), "unchanged inputs, same Arc");
     index.apply(&service); // an unrelated object
     assert!(Arc::ptr_eq(&first, &get(&index)));
 
-    index.apply(&ca_map(&format!("{}{}", ca.pem, Ca::root("rotated").pem)));
+    index.apply(&ca_config_map(&format!("{}{}", ca.pem, Ca::root("rotated").pem)));
     let rotated = get(&index);
     assert!(!Arc::ptr_eq(&first, &rotated), "a rotated CA gives a new config");
     assert!(Arc::ptr_eq(&rotated, &get(&index)));
@@ -566,31 +551,10 @@ fn options_narrow_the_configuration() {
     let ca = Ca::root("test CA");
     let policy_with = |options: serde_json::Value| {
         let mut index = Index::default();
-        index.apply(
-            &serde_json::from_value::<Service>(json!({
-                "metadata": {"namespace": "shop", "name": "shop"},
-                "spec": {"ports": [{"name": "https", "port": 443}]},
-            }))
-            .unwrap(),
-        );
-        index.apply(
-            &serde_json::from_value::<ConfigMap>(json!({
-                "metadata": {"namespace": "shop", "name": "ca"}, "data": {"ca.crt": ca.pem},
-            }))
-            .unwrap(),
-        );
-        index.apply(&serde_json::from_value::<v1::BackendTlsPolicy>(json!({
-            "metadata": {"namespace": "shop", "name": "p"},
-            "spec": {
-                "targetRefs": [{"group": "", "kind": "Service", "name": "shop"}],
-                "validation": {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}], "hostname": "abc.example.com"},
-                "options": options,
-            },
-        })).unwrap());
-        let backend =
-            BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "shop", 443);
-        let Outcome::Policy(applied) = index.resolve(&backend).outcome().clone() else { panic!() };
-        applied
+        index.apply(&shop_service());
+        index.apply(&ca_config_map(&ca.pem));
+        index.apply(&shop_policy(ca_validation("abc.example.com", json!(null)), options));
+        resolve_shop(&index)
     };
     let params = TlsParams {
         options_domain: Some("example.com".into()),
