@@ -162,3 +162,54 @@ impl<T: fmt::Debug> fmt::Display for DebugLower<'_, T> {
         write!(f, "{}", format!("{:?}", self.0).to_lowercase())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn self_signed() -> String {
+        rcgen::generate_simple_self_signed(vec!["ca.example".into()]).unwrap().cert.pem()
+    }
+
+    fn problems(pem: &str) -> BundleError {
+        parse_bundle(
+            pem.as_bytes(),
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW)),
+        )
+        .unwrap_err()
+    }
+
+    #[test]
+    fn every_block_is_accounted_for() {
+        let cert = self_signed();
+        let unknown = "-----BEGIN SOMETHING ELSE-----\nAAAA\n-----END SOMETHING ELSE-----\n";
+        assert_eq!(
+            problems(&format!("{cert}{unknown}")),
+            BundleError::Blocks(vec![BlockError { block: 2, problem: BlockProblem::UnknownLabel }])
+        );
+        assert_eq!(problems(""), BundleError::NoCertificates);
+        assert_eq!(problems("just text\n"), BundleError::NoCertificates);
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            &problems(garbage),
+            BundleError::Blocks(errors) if matches!(errors[0].problem, BlockProblem::Unparsable(_))
+        ));
+        // Explanatory text between blocks is fine (RFC 7468).
+        let two = format!("first CA\n{cert}second CA\n{}", self_signed());
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW));
+        assert_eq!(parse_bundle(two.as_bytes(), now).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn validity_is_checked_at_the_given_time() {
+        let cert = self_signed(); // rcgen: valid from 1975 to 4096
+        let long_ago = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_000_000));
+        let BundleError::Blocks(errors) = parse_bundle(cert.as_bytes(), long_ago).unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(matches!(errors[0].problem, BlockProblem::NotYetValid(_)));
+    }
+}

@@ -6,7 +6,6 @@ use std::{fmt, sync::Arc};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rustls::{
-    crypto::CryptoProvider,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
     sign::CertifiedKey,
 };
@@ -25,8 +24,8 @@ pub struct ClientCertificate(Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'s
 
 impl ClientCertificate {
     /// Parses `tls.crt` (a PEM chain, leaf first) and `tls.key` (a PEM
-    /// private key), and checks that the key belongs to the leaf when a
-    /// default crypto provider can tell.
+    /// private key), and checks that the key belongs to the leaf (with the
+    /// process-default crypto provider, or the one crate feature enabled).
     ///
     /// # Errors
     ///
@@ -55,8 +54,10 @@ impl ClientCertificate {
         }
         let key = PrivateKeyDer::from_pem_slice(key)
             .map_err(|_| "tls.key holds no PEM private key".to_owned())?;
-        if let Some(provider) = CryptoProvider::get_default() {
-            CertifiedKey::from_der(chain.clone(), key.clone_key(), provider)
+        // The key check needs a provider; with none to pick, rustls still
+        // refuses a mismatched key when the config is built.
+        if let Ok(provider) = super::default_provider() {
+            CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
                 .map_err(|e| format!("tls.key does not fit tls.crt: {e}"))?;
         }
         Ok(Self(Arc::new((chain, key))))

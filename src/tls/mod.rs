@@ -18,7 +18,7 @@
 
 pub mod ca;
 mod client_cert;
-mod options;
+pub mod options;
 mod verify;
 
 use std::sync::Arc;
@@ -335,4 +335,22 @@ fn system_roots() -> Result<Arc<RootCertStore>, PolicyProblem> {
         })
         .clone()
         .ok_or_else(|| PolicyProblem::UnsupportedWellKnown("System".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With one provider feature it is picked; with both, there is no
+    /// unambiguous default and the answer is an error, never rustls' panic.
+    /// `.ci/run` runs this with `--all-features` too.
+    #[test]
+    fn default_provider_is_unambiguous_or_an_error() {
+        let result = default_provider();
+        if cfg!(all(feature = "ring", feature = "aws-lc-rs")) {
+            assert!(matches!(result, Err(TlsError::NoDefaultProvider)));
+        } else if cfg!(any(feature = "ring", feature = "aws-lc-rs")) {
+            assert!(result.is_ok());
+        }
+    }
 }

@@ -664,3 +664,75 @@ async fn handshakes_against_openssl_s_server() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Conformance `GatewayInvalidTLSBackendConfiguration` and
+/// `GatewayTLSBackendClientCertificate`, decided by the index.
+#[test]
+fn gateway_client_certificate_refs() {
+    use backend_tls_policy::{status::Reason, tls::GatewayClientCertificate};
+    use k8s_openapi::api::core::v1::Secret;
+
+    let ca = Ca::root("test CA");
+    let (chain, key) = ca.issue(&[], -1, 30, true);
+    let tls_secret = |namespace: &str, name: &str, data: serde_json::Value| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"namespace": namespace, "name": name},
+            "type": "kubernetes.io/tls",
+            "stringData": data,
+        }))
+        .unwrap()
+    };
+    let mut index = Index::default();
+    index.apply(&tls_secret("infra", "client", json!({"tls.crt": chain, "tls.key": key})));
+    index.apply(&tls_secret("infra", "empty", json!({})));
+    index.apply(&tls_secret("certs", "certificate", json!({"tls.crt": chain, "tls.key": key})));
+    let (_, other_key) = ca.issue(&[], -1, 30, true);
+    index.apply(&tls_secret(
+        "infra",
+        "mismatched",
+        json!({"tls.crt": chain, "tls.key": other_key}),
+    ));
+    let gateway = |reference: serde_json::Value| -> GatewayClientCertificate {
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "infra", "name": "gw"},
+            "spec": {"tls": {"backend": {"clientCertificateRef": reference}}},
+        }))
+        .unwrap()
+    };
+    let reason = |index: &Index, reference| {
+        index.client_certificate(&gateway(reference)).map(|_| ()).map_err(|e| e.reason())
+    };
+
+    assert!(index.client_certificate(&gateway(json!({"name": "client"}))).unwrap().is_some());
+    let none: GatewayClientCertificate = serde_json::from_value(
+        json!({"metadata": {"namespace": "infra", "name": "gw"}, "spec": {}}),
+    )
+    .unwrap();
+    assert!(index.client_certificate(&none).unwrap().is_none());
+    for (reference, expected) in [
+        (json!({"name": "nonexistent"}), Reason::InvalidClientCertificateRef),
+        (
+            json!({"group": "wrong.group.company.io", "name": "client"}),
+            Reason::InvalidClientCertificateRef,
+        ),
+        (json!({"kind": "WrongKind", "name": "client"}), Reason::InvalidClientCertificateRef),
+        (json!({"name": "empty"}), Reason::InvalidClientCertificateRef),
+        (json!({"name": "mismatched"}), Reason::InvalidClientCertificateRef),
+        (json!({"namespace": "certs", "name": "certificate"}), Reason::RefNotPermitted),
+        (json!({"namespace": "certs", "name": "nonexistent"}), Reason::RefNotPermitted),
+    ] {
+        assert_eq!(reason(&index, reference.clone()), Err(expected), "{reference}");
+    }
+    index.apply(&serde_json::from_value::<v1::ReferenceGrant>(json!({
+        "metadata": {"namespace": "certs", "name": "gateways"},
+        "spec": {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "infra"}],
+            "to": [{"group": "", "kind": "Secret", "name": "certificate"}],
+        },
+    }))
+    .unwrap());
+    assert_eq!(reason(&index, json!({"namespace": "certs", "name": "certificate"})), Ok(()));
+    let message =
+        index.client_certificate(&gateway(json!({"name": "empty"}))).unwrap_err().to_string();
+    assert_eq!(message, "clientCertificateRef Secret infra/empty: has no tls.crt and no tls.key");
+}
