@@ -281,21 +281,38 @@ struct Rank {
     key: Arc<ObjectKey>,
 }
 
-/// A policy as the index holds it.
+/// What the index derives from a policy object alone.
 #[derive(Debug)]
-pub(crate) struct PolicyEntry {
+pub(crate) struct PolicyState {
     key: Arc<ObjectKey>,
     policy: v1::BackendTlsPolicy,
     validated: Result<ValidatedPolicy, ValidationErrors>,
     rank: Rank,
     attachments: Vec<(usize, AttachKey)>,
     unsupported_targets: Vec<usize>,
+}
+
+/// A policy as the index holds it: its own state, shared between versions
+/// that differ only in the CA objects, and what those objects make of it.
+/// Every change to either gives a new `Arc<PolicyEntry>`, which is what
+/// [`TlsCache`](crate::tls::TlsCache) keys on.
+#[derive(Debug)]
+pub(crate) struct PolicyEntry {
+    state: Arc<PolicyState>,
     /// What keeps the policy from being used, given the CA objects.
     problems: Vec<PolicyProblem>,
     /// The CA data of the references that resolve.
     ca_sources: Arc<[CaSource]>,
     /// The trust anchors, when the policy has no problems.
     roots: Option<Arc<rustls::RootCertStore>>,
+}
+
+impl std::ops::Deref for PolicyEntry {
+    type Target = PolicyState;
+
+    fn deref(&self) -> &PolicyState {
+        &self.state
+    }
 }
 
 /// CA material found in a ConfigMap or Secret under [`CA_CERT_KEY`],
@@ -487,30 +504,34 @@ impl Index {
             }
         }
         let validated = ValidatedPolicy::try_from(&policy.spec);
-        // Resolving must not look CA objects up again: the problems and CA
-        // data are computed here, and again whenever a CA object this policy
-        // names changes (see `refresh_dependents`).
-        let (mut problems, ca_sources) = self.usage_problems(&key.namespace, &validated);
-        let roots = match &validated {
-            Ok(policy) if problems.is_empty() => {
-                crate::tls::trust_roots(policy, &ca_sources).map_err(|p| problems.push(p)).ok()
-            }
-            _ => None,
-        };
         for name in ca_ref_names(&validated) {
             self.ca_dependents.entry(&key.namespace, name).push(rank.key.clone());
         }
-        let entry = Arc::new(PolicyEntry {
+        let state = Arc::new(PolicyState {
             key: rank.key.clone(),
             validated,
             policy: policy.clone(),
             rank,
             attachments,
             unsupported_targets,
-            problems,
-            ca_sources: ca_sources.into(),
-            roots,
         });
+        self.insert_entry(state);
+    }
+
+    /// Computes what the CA objects make of a policy and puts the result
+    /// where resolution finds it, replacing the previous entry. Resolving
+    /// never looks CA objects up: this runs when the policy or a CA object
+    /// it names changes.
+    fn insert_entry(&mut self, state: Arc<PolicyState>) {
+        let (mut problems, ca_sources) =
+            self.usage_problems(&state.key.namespace, &state.validated);
+        let roots = match &state.validated {
+            Ok(policy) if problems.is_empty() => {
+                crate::tls::trust_roots(policy, &ca_sources).map_err(|p| problems.push(p)).ok()
+            }
+            _ => None,
+        };
+        let entry = Arc::new(PolicyEntry { state, problems, ca_sources: ca_sources.into(), roots });
         for (_, attach) in &entry.attachments {
             let (rank, value) = (entry.rank.clone(), entry.clone());
             self.targets[attach.kind as usize]
@@ -518,6 +539,7 @@ impl Index {
                 .ranked_mut(attach)
                 .insert(rank, value);
         }
+        let key = ObjectKey::clone(&entry.key);
         self.policies.insert(&key, entry);
     }
 
@@ -562,8 +584,8 @@ impl Index {
         let dependents =
             self.ca_dependents.get(&key.namespace, &key.name).cloned().unwrap_or_default();
         for dependent in dependents {
-            if let Some(policy) = self.policy(&dependent).cloned() {
-                self.apply_policy(&policy);
+            if let Some(entry) = self.policies.get(&dependent.namespace, &dependent.name) {
+                self.insert_entry(entry.state.clone());
             }
         }
     }
