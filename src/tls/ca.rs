@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use x509_parser::{certificate::X509CertificateParser, nom::Parser};
+
 use rustls::pki_types::{
     CertificateDer, UnixTime,
     pem::{self, PemObject, SectionKind},
@@ -113,7 +115,11 @@ pub fn parse_bundle(
 }
 
 fn check_certificate(der: &[u8], now: UnixTime) -> Result<(), BlockProblem> {
-    let (rest, certificate) = x509_parser::parse_x509_certificate(der)
+    // Extensions are checked for structure, not decoded: nothing here reads
+    // them, and decoding them is most of the parse.
+    let (rest, certificate) = X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(der)
         .map_err(|e| BlockProblem::Unparsable(e.to_string()))?;
     if !rest.is_empty() {
         return Err(BlockProblem::Unparsable(format!(
