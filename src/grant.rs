@@ -99,6 +99,10 @@ impl Grants {
         self.grants.len()
     }
 
+    pub(crate) fn keys(&self) -> Vec<ObjectKey> {
+        self.grants.keys().cloned().collect()
+    }
+
     /// The grant that lets `from` refer to `group`/`kind` `namespace/name`.
     fn find(
         &self,

@@ -195,6 +195,10 @@ impl<V> Namespaced<V> {
     fn values(&self) -> impl Iterator<Item = &V> {
         self.0.values().flat_map(Map::values)
     }
+
+    fn keys(&self) -> impl Iterator<Item = ObjectKey> + '_ {
+        self.0.iter().flat_map(|(ns, names)| names.keys().map(move |name| ObjectKey::new(ns, name)))
+    }
 }
 
 impl<V: Default> Namespaced<V> {
@@ -413,6 +417,10 @@ pub trait Indexed: sealed::Sealed {
     fn apply_to(&self, index: &mut Index);
     #[doc(hidden)]
     fn delete_from(key: &ObjectKey, index: &mut Index);
+    #[doc(hidden)]
+    fn keys_in(index: &Index) -> Vec<ObjectKey>;
+    #[doc(hidden)]
+    fn key(&self) -> Option<ObjectKey>;
 }
 
 impl Index {
@@ -425,6 +433,22 @@ impl Index {
     /// Removes the object of kind `K` with this key, if present.
     pub fn delete<K: Indexed>(&mut self, key: &ObjectKey) {
         K::delete_from(key, self);
+    }
+
+    /// Makes `objects` the complete set of kind `K`: objects of that kind not
+    /// among them are deleted (a watcher's relist, after which objects
+    /// deleted while it was disconnected must disappear).
+    pub fn replace<K: Indexed>(&mut self, objects: impl IntoIterator<Item = K>) {
+        let objects: Vec<K> = objects.into_iter().collect();
+        let keep: std::collections::HashSet<ObjectKey> = objects.iter().filter_map(K::key).collect();
+        for key in K::keys_in(self) {
+            if !keep.contains(&key) {
+                K::delete_from(&key, self);
+            }
+        }
+        for object in &objects {
+            object.apply_to(self);
+        }
     }
 
     /// Adds or replaces a `multicluster.x-k8s.io` `ServiceImport` by its
@@ -682,6 +706,12 @@ impl Indexed for v1::BackendTlsPolicy {
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.delete_policy(key);
     }
+    fn keys_in(index: &Index) -> Vec<ObjectKey> {
+        index.policy_keys()
+    }
+    fn key(&self) -> Option<ObjectKey> {
+        ObjectKey::of(&self.metadata)
+    }
 }
 
 impl sealed::Sealed for crate::api::v1alpha3::BackendTlsPolicy {}
@@ -691,6 +721,12 @@ impl Indexed for crate::api::v1alpha3::BackendTlsPolicy {
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.delete_policy(key);
+    }
+    fn keys_in(index: &Index) -> Vec<ObjectKey> {
+        index.policy_keys()
+    }
+    fn key(&self) -> Option<ObjectKey> {
+        ObjectKey::of(&self.metadata)
     }
 }
 
@@ -702,6 +738,12 @@ impl Indexed for v1::ReferenceGrant {
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.grants.delete(key);
     }
+    fn keys_in(index: &Index) -> Vec<ObjectKey> {
+        index.grants.keys()
+    }
+    fn key(&self) -> Option<ObjectKey> {
+        ObjectKey::of(&self.metadata)
+    }
 }
 
 impl sealed::Sealed for v1beta1::ReferenceGrant {}
@@ -711,6 +753,12 @@ impl Indexed for v1beta1::ReferenceGrant {
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.grants.delete(key);
+    }
+    fn keys_in(index: &Index) -> Vec<ObjectKey> {
+        index.grants.keys()
+    }
+    fn key(&self) -> Option<ObjectKey> {
+        ObjectKey::of(&self.metadata)
     }
 }
 
@@ -733,6 +781,12 @@ impl Indexed for Service {
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.set_ports(BackendKind::Service, key, None);
     }
+    fn keys_in(index: &Index) -> Vec<ObjectKey> {
+        index.targets[BackendKind::Service as usize].0.iter().flat_map(|(ns, names)| names.iter().filter(|(_, t)| t.ports.is_some()).map(move |(name, _)| ObjectKey::new(ns, name))).collect()
+    }
+    fn key(&self) -> Option<ObjectKey> {
+        ObjectKey::of(&self.metadata)
+    }
 }
 
 impl sealed::Sealed for ConfigMap {}
@@ -748,6 +802,12 @@ impl Indexed for ConfigMap {
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.config_maps.remove(key);
         index.refresh_dependents(key);
+    }
+    fn keys_in(index: &Index) -> Vec<ObjectKey> {
+        index.config_maps.keys().collect()
+    }
+    fn key(&self) -> Option<ObjectKey> {
+        ObjectKey::of(&self.metadata)
     }
 }
 
@@ -772,6 +832,12 @@ impl Indexed for Secret {
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.secrets.remove(key);
         index.refresh_dependents(key);
+    }
+    fn keys_in(index: &Index) -> Vec<ObjectKey> {
+        index.secrets.keys().collect()
+    }
+    fn key(&self) -> Option<ObjectKey> {
+        ObjectKey::of(&self.metadata)
     }
 }
 

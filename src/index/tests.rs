@@ -634,3 +634,25 @@ mod grants {
         assert!(!permitted(&index, &from_frontend("HTTPRoute")));
     }
 }
+
+#[test]
+fn replace_is_a_relist() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_service(NS, "gone", &[("https", 443)]));
+    index.apply(&mk_policy("old", 0, "svc", None, "abc.example.com"));
+    index.apply(&mk_policy("new", 1, "svc", None, "abc.example.com"));
+    // While disconnected, `old` and Service `gone` were deleted.
+    index.replace(vec![mk_policy("new", 1, "svc", None, "abc.example.com")]);
+    index.replace(vec![mk_service(NS, "svc", &[("https", 443)])]);
+    assert_eq!(index.policy_keys(), [ObjectKey::new(NS, "new")]);
+    assert_eq!(accepted(&index, "new"), (true, Reason::Accepted));
+    assert!(matches!(
+        index.resolve(&BackendRef::service(route(), NS, "gone", 443)).outcome(),
+        Outcome::BackendNotFound
+    ));
+    // An empty relist empties the kind, and only that kind.
+    index.replace(Vec::<ConfigMap>::new());
+    assert_eq!(accepted(&index, "new"), (false, Reason::NoValidCACertificate));
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("new"));
+}
