@@ -440,7 +440,8 @@ impl Index {
     /// deleted while it was disconnected must disappear).
     pub fn replace<K: Indexed>(&mut self, objects: impl IntoIterator<Item = K>) {
         let objects: Vec<K> = objects.into_iter().collect();
-        let keep: std::collections::HashSet<ObjectKey> = objects.iter().filter_map(K::key).collect();
+        let keep: std::collections::HashSet<ObjectKey> =
+            objects.iter().filter_map(K::key).collect();
         for key in K::keys_in(self) {
             if !keep.contains(&key) {
                 K::delete_from(&key, self);
@@ -782,7 +783,16 @@ impl Indexed for Service {
         index.set_ports(BackendKind::Service, key, None);
     }
     fn keys_in(index: &Index) -> Vec<ObjectKey> {
-        index.targets[BackendKind::Service as usize].0.iter().flat_map(|(ns, names)| names.iter().filter(|(_, t)| t.ports.is_some()).map(move |(name, _)| ObjectKey::new(ns, name))).collect()
+        index.targets[BackendKind::Service as usize]
+            .0
+            .iter()
+            .flat_map(|(ns, names)| {
+                names
+                    .iter()
+                    .filter(|(_, t)| t.ports.is_some())
+                    .map(move |(name, _)| ObjectKey::new(ns, name))
+            })
+            .collect()
     }
     fn key(&self) -> Option<ObjectKey> {
         ObjectKey::of(&self.metadata)

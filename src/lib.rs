@@ -119,6 +119,8 @@
 //!   bundled Mozilla roots.
 //! - `native-roots`: `System` means the platform's roots (when
 //!   `webpki-roots` is off). With neither, `System` is `Invalid`.
+//! - `runtime`: [`runtime`], kube-rs glue — watchers feeding a shared index,
+//!   and status written with server-side apply. Pulls in kube's client.
 //!
 //! [`BackendTLSPolicy`]: https://gateway-api.sigs.k8s.io/api-types/backendtlspolicy/
 
@@ -130,13 +132,16 @@ pub mod grant;
 pub mod index;
 pub mod name;
 pub mod policy;
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub mod runtime;
 pub mod status;
 pub mod tls;
 
 pub use index::{Index, Resolution};
 pub use policy::{ValidatedPolicy, ValidationErrors};
 
-// The README's Rust snippets are doctests too.
+// The README's Rust snippets are doctests too (they use the runtime).
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "runtime"))]
 pub struct ReadmeDoctests;

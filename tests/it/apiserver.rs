@@ -25,7 +25,7 @@ const FIELD_MANAGER: &str = "backend-tls-policy-tests";
 
 /// A connected client with the CRDs installed and established, or `None`
 /// (with the reason printed) when no API server is configured.
-async fn client() -> Option<Client> {
+pub(crate) async fn client() -> Option<Client> {
     if std::env::var_os("KUBECONFIG").is_none() {
         // CI sets this so that a missing server fails instead of skipping.
         assert!(
@@ -61,7 +61,7 @@ async fn client() -> Option<Client> {
 
 /// A namespace of its own for each test and run; the server needs no
 /// Namespace object for namespaced custom resources.
-fn namespace(test: &str) -> String {
+pub(crate) fn namespace(test: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     format!("{test}-{}", nanos.as_micros() % 1_000_000_000)
 }

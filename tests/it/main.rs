@@ -4,5 +4,7 @@ mod apiserver;
 mod cel;
 mod crd;
 mod manifests;
+#[cfg(feature = "runtime")]
+mod runtime;
 mod tls;
 mod validation;

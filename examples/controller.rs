@@ -1,0 +1,160 @@
+//! A minimal, real controller: watches BackendTLSPolicies and
+//! ReferenceGrants (and Services, ConfigMaps and Secrets where the cluster
+//! serves them), and keeps every policy's status current, reported against
+//! one Gateway.
+//!
+//! ```text
+//! cargo run --example controller --features runtime -- --gateway NAMESPACE/NAME \
+//!     [--controller-name example.com/backend-tls] [--manifests PATH ...]
+//! ```
+//!
+//! `--manifests` contributes only core objects (Services, ConfigMaps,
+//! Secrets); policies and grants always come from the API server.
+//!
+//! ```text
+//! ```
+//!
+//! It connects with the usual kubeconfig or in-cluster configuration. An API
+//! server without the core API (such as the CRD-only server used by this
+//! crate's tests) has no Services, ConfigMaps or Secrets: the controller
+//! says so and takes them from `--manifests` instead. Ctrl-C stops it.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use backend_tls_policy::{
+    api::v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
+    index::ObjectKey,
+    runtime::{SharedIndex, StatusWrite, write_all_status},
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::{Api, Client, api::ListParams};
+use tracing::{error, info, warn};
+
+#[path = "common/manifests.rs"]
+mod manifests;
+
+struct Args {
+    gateway: ObjectKey,
+    controller_name: String,
+    manifests: Vec<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut gateway = None;
+    let mut controller_name = "example.com/backend-tls-policy".to_owned();
+    let mut manifests = Vec::new();
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        let mut value = || argv.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--gateway" => {
+                let v = value()?;
+                let (ns, name) =
+                    v.split_once('/').ok_or(format!("--gateway {v:?}: expected NAMESPACE/NAME"))?;
+                gateway = Some(ObjectKey::new(ns, name));
+            }
+            "--controller-name" => controller_name = value()?,
+            "--manifests" => manifests.push(value()?.into()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let gateway = gateway.ok_or("--gateway NAMESPACE/NAME is required")?;
+    Ok(Args { gateway, controller_name, manifests })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("controller: {message}");
+            eprintln!(
+                "usage: controller --gateway NAMESPACE/NAME [--controller-name NAME] [--manifests PATH ...]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let client = match Client::try_default().await {
+        Ok(client) => client,
+        Err(e) => {
+            error!(error = %e, "cannot connect to a Kubernetes API server");
+            return ExitCode::FAILURE;
+        }
+    };
+    let index = SharedIndex::default();
+    let mut tasks = vec![
+        tokio::spawn(index.watch(Api::<BackendTlsPolicy>::all(client.clone()))),
+        tokio::spawn(index.watch(Api::<ReferenceGrant>::all(client.clone()))),
+    ];
+    let core_api = Api::<Service>::all(client.clone()).list(&ListParams::default().limit(1)).await;
+    match core_api {
+        Ok(_) => {
+            info!("watching Services, ConfigMaps and Secrets");
+            tasks.push(tokio::spawn(index.watch(Api::<Service>::all(client.clone()))));
+            tasks.push(tokio::spawn(index.watch(Api::<ConfigMap>::all(client.clone()))));
+            tasks.push(tokio::spawn(index.watch(Api::<Secret>::all(client.clone()))));
+        }
+        // The CRD-only test server answers 404 without a Status body.
+        Err(kube::Error::Api(status)) if matches!(status.code, 0 | 404) => {
+            warn!(
+                "this API server has no core API (no Services, ConfigMaps or Secrets); taking them from --manifests"
+            );
+        }
+        Err(e) => warn!(error = %e, "cannot list Services; taking core objects from --manifests"),
+    }
+    if !args.manifests.is_empty() {
+        let loaded = manifests::read(&args.manifests).map(|documents| {
+            let mut gateways = Ok(Vec::new());
+            index.update(|i| gateways = manifests::load(i, documents, true));
+            gateways
+        });
+        if let Err(message) | Ok(Err(message)) = loaded {
+            error!(%message, "cannot read --manifests");
+            return ExitCode::from(2);
+        }
+        info!(objects = index.read().object_count(), "loaded manifests");
+    }
+
+    let ancestor = ParentReference {
+        namespace: Some(args.gateway.namespace.clone()),
+        name: args.gateway.name.clone(),
+        ..Default::default()
+    };
+    let mut changes = index.changes();
+    info!(gateway = %args.gateway, controller = %args.controller_name, "keeping BackendTLSPolicy status current");
+    loop {
+        for (policy, result) in
+            write_all_status(&index, &client, &args.controller_name, |_| vec![ancestor.clone()])
+                .await
+        {
+            match result {
+                Ok(StatusWrite::Written) => info!(%policy, "status written"),
+                Ok(_) => {}
+                Err(e) => {
+                    let cause =
+                        std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+                    warn!(%policy, error = %e, %cause, "status not written; will retry");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = changes.changed() => {
+                // Let a burst of events settle before writing.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                changes.borrow_and_update();
+            }
+            // Retry failed writes and pick up anything missed.
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+    info!("shutting down");
+    tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,276 @@
+//! kube-rs glue (feature `runtime`): keep an [`Index`] current from
+//! watchers, and write policy status with server-side apply.
+//!
+//! The core stays free of I/O; this module only moves objects in and status
+//! out. If the controller already runs its own watchers or reflectors, hand
+//! their events to a [`Feeder`] instead of starting a second watch.
+//!
+//! ```no_run
+//! use backend_tls_policy::{api::v1::BackendTlsPolicy, runtime::SharedIndex};
+//! use k8s_openapi::api::core::v1::{ConfigMap, Service};
+//! use kube::{Api, Client};
+//!
+//! # async fn run() -> Result<(), kube::Error> {
+//! let client = Client::try_default().await?;
+//! let index = SharedIndex::default();
+//! tokio::spawn(index.watch(Api::<BackendTlsPolicy>::all(client.clone())));
+//! tokio::spawn(index.watch(Api::<Service>::all(client.clone())));
+//! tokio::spawn(index.watch(Api::<ConfigMap>::all(client.clone())));
+//! // … ReferenceGrant and Secret likewise; then resolve with `index.read()`.
+//! # Ok(()) }
+//! ```
+
+use std::{
+    fmt::Debug,
+    sync::{Arc, RwLock, RwLockReadGuard},
+};
+
+use futures_util::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{
+    Api, Resource,
+    api::{Patch, PatchParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::{
+    api::v1::{BackendTlsPolicy, ParentReference},
+    index::{Index, Indexed, ObjectKey},
+    status,
+};
+
+/// An [`Index`] shared between watchers (writers) and the data or control
+/// path (readers), with a signal for every change.
+#[derive(Clone)]
+pub struct SharedIndex {
+    index: Arc<RwLock<Index>>,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for SharedIndex {
+    fn default() -> Self {
+        Self { index: Arc::default(), changes: Arc::new(tokio::sync::watch::channel(0).0) }
+    }
+}
+
+impl SharedIndex {
+    /// Read access, for `resolve`, `policy_conditions` and the like. Hold it
+    /// briefly: watchers wait while it is held.
+    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+        // The index has no invariants a panicking writer could break
+        // half-way that a reader could not survive; keep serving.
+        self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the index and signals the change.
+    pub fn update(&self, change: impl FnOnce(&mut Index)) {
+        change(&mut self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that sees a new value after every change.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// A feeder for watcher events of kind `K`.
+    pub fn feeder<K: Indexed>(&self) -> Feeder<K> {
+        Feeder { index: self.clone(), relist: None }
+    }
+
+    /// Feeds a watcher stream of kind `K` (for example one the controller
+    /// already runs) into the index until it ends. Watcher errors are
+    /// logged; the watcher's own backoff decides what follows.
+    pub async fn feed<K: Indexed>(
+        &self,
+        events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    ) {
+        let mut feeder = self.feeder::<K>();
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => feeder.handle(event),
+                Err(error) => {
+                    tracing::warn!(%error, kind = std::any::type_name::<K>(), "watch failed; retrying")
+                }
+            }
+        }
+    }
+
+    /// Watches every object `api` can see (with kube's default backoff) and
+    /// keeps the index current. Runs until dropped.
+    pub fn watch<K>(&self, api: Api<K>) -> impl Future<Output = ()> + Send + 'static
+    where
+        K: Indexed + Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default,
+    {
+        let index = self.clone();
+        async move { index.feed(watcher(api, watcher::Config::default()).default_backoff()).await }
+    }
+}
+
+/// Applies watcher events of one kind to a [`SharedIndex`], with the
+/// watcher's restart semantics: after `Init`, objects are collected until
+/// `InitDone` and then replace that kind's objects at once, so objects
+/// deleted while the watch was down disappear.
+///
+/// Watch one version of a kind (v1 `BackendTLSPolicy`, not also v1alpha3):
+/// a relist of one version replaces what the other fed.
+pub struct Feeder<K> {
+    index: SharedIndex,
+    relist: Option<Vec<K>>,
+}
+
+impl<K: Indexed> Feeder<K> {
+    /// Applies one event.
+    pub fn handle(&mut self, event: watcher::Event<K>) {
+        match event {
+            watcher::Event::Apply(object) => self.index.update(|index| index.apply(&object)),
+            watcher::Event::Delete(object) => {
+                if let Some(key) = object.key() {
+                    self.index.update(|index| index.delete::<K>(&key));
+                }
+            }
+            watcher::Event::Init => self.relist = Some(Vec::new()),
+            watcher::Event::InitApply(object) => self.relist.get_or_insert_default().push(object),
+            watcher::Event::InitDone => {
+                let objects = self.relist.take().unwrap_or_default();
+                self.index.update(|index| index.replace(objects));
+            }
+        }
+    }
+}
+
+/// What [`write_status`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StatusWrite {
+    /// The stored status already says this; nothing was sent.
+    Unchanged,
+    /// The status was written.
+    Written,
+}
+
+/// Why a status write failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// The policy no longer exists.
+    #[error("BackendTLSPolicy {0} not found")]
+    NotFound(ObjectKey),
+    /// The policy changed since the copy the status was computed from; try
+    /// again with the newer copy.
+    #[error("BackendTLSPolicy {0} changed since it was read")]
+    Conflict(ObjectKey),
+    /// The entries that fit were written; these ancestors did not fit under
+    /// the limit of 16, and the policy cannot be reported for them.
+    #[error("BackendTLSPolicy {policy}: {} ancestors did not fit under the limit of 16", .dropped.len())]
+    TooManyAncestors {
+        /// The policy.
+        policy: ObjectKey,
+        /// The ancestors left out.
+        dropped: Vec<ParentReference>,
+    },
+    /// The policy has no namespace or name.
+    #[error("the BackendTLSPolicy has no namespace or name")]
+    Unnamed,
+    /// Any other API error.
+    #[error("writing the status of BackendTLSPolicy {policy}")]
+    Api {
+        /// The policy.
+        policy: ObjectKey,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Writes this controller's ancestor entries into a policy's status with
+/// server-side apply (field manager = `controller_name`), based on
+/// `policy` as last read (its stored status and `resourceVersion`).
+///
+/// Only our entries change (see [`status::merge`]); nothing is sent when
+/// the result equals the stored status; an entry whose stored
+/// `observedGeneration` is newer than the offered one is kept.
+///
+/// # Errors
+///
+/// [`StatusError::Conflict`] when the policy changed since `policy` was read
+/// (the write carries its `resourceVersion`), [`StatusError::NotFound`],
+/// [`StatusError::TooManyAncestors`] after writing what fits, and
+/// [`StatusError::Api`] for anything else.
+pub async fn write_status(
+    api: &Api<BackendTlsPolicy>,
+    policy: &BackendTlsPolicy,
+    controller_name: &str,
+    ours: impl IntoIterator<Item = (ParentReference, Vec<Condition>)>,
+) -> Result<StatusWrite, StatusError> {
+    let key = ObjectKey::of(&policy.metadata).ok_or(StatusError::Unnamed)?;
+    let merged = status::merge(policy.status.as_ref(), controller_name, ours);
+    let outcome = if merged.changed {
+        let body = json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "BackendTLSPolicy",
+            "metadata": {
+                "name": key.name,
+                "namespace": key.namespace,
+                "resourceVersion": policy.metadata.resource_version,
+            },
+            "status": merged.status,
+        });
+        let params = PatchParams::apply(controller_name).force();
+        api.patch_status(&key.name, &params, &Patch::Apply(&body)).await.map_err(|source| {
+            match &source {
+                kube::Error::Api(status) if status.code == 404 => {
+                    StatusError::NotFound(key.clone())
+                }
+                kube::Error::Api(status) if status.code == 409 => {
+                    StatusError::Conflict(key.clone())
+                }
+                _ => StatusError::Api { policy: key.clone(), source },
+            }
+        })?;
+        StatusWrite::Written
+    } else {
+        StatusWrite::Unchanged
+    };
+    if merged.dropped.is_empty() {
+        Ok(outcome)
+    } else {
+        Err(StatusError::TooManyAncestors { policy: key, dropped: merged.dropped })
+    }
+}
+
+/// Writes the status of every policy in the index, reporting each against
+/// the ancestors `ancestors` gives for it (usually the Gateways whose routes
+/// reach the policy's targets). Returns each policy's outcome.
+pub async fn write_all_status(
+    index: &SharedIndex,
+    client: &kube::Client,
+    controller_name: &str,
+    ancestors: impl Fn(&ObjectKey) -> Vec<ParentReference>,
+) -> Vec<(ObjectKey, Result<StatusWrite, StatusError>)> {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    // Copy what is needed under the lock; write without it.
+    let work: Vec<_> = {
+        let index = index.read();
+        index
+            .policy_keys()
+            .into_iter()
+            .filter_map(|key| {
+                let conditions = index.policy_conditions(&key)?.to_conditions(&now);
+                let policy = index.policy(&key)?.clone();
+                Some((key, policy, conditions))
+            })
+            .collect()
+    };
+    let mut results = Vec::with_capacity(work.len());
+    for (key, policy, conditions) in work {
+        let ours = ancestors(&key).into_iter().map(|ancestor| (ancestor, conditions.clone()));
+        let api = Api::namespaced(client.clone(), &key.namespace);
+        results.push((key, write_status(&api, &policy, controller_name, ours).await));
+    }
+    results
+}

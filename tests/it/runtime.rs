@@ -1,0 +1,157 @@
+//! End to end against the real API server (feature `runtime`): policies
+//! created through kube's `Api` reach the index through a real watch, and
+//! the status the crate writes is checked as the server stores it.
+
+use std::time::Duration;
+
+use backend_tls_policy::{
+    Index,
+    api::v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
+    grant::Referrer,
+    index::{BackendRef, ObjectKey, Outcome},
+    runtime::{SharedIndex, StatusError, StatusWrite, write_all_status, write_status},
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::{
+    Api,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+use crate::apiserver::{client, namespace};
+
+const CONTROLLER: &str = "example.com/backend-tls-policy-tests";
+const CA: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pki/ca.crt"));
+
+fn policy(ns: &str, name: &str, hostname: &str) -> BackendTlsPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "BackendTLSPolicy",
+        "metadata": {"namespace": ns, "name": name},
+        "spec": {
+            "targetRefs": [{"group": "", "kind": "Service", "name": "svc"}],
+            "validation": {
+                "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}],
+                "hostname": hostname,
+            },
+        },
+    }))
+    .unwrap()
+}
+
+/// Waits until `ready` holds for the index (the watch delivered), at most 10 s.
+async fn until(index: &SharedIndex, what: &str, ready: impl Fn(&Index) -> bool) {
+    for _ in 0..200 {
+        if ready(&index.read()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The stored `Accepted` reason and its observedGeneration.
+async fn stored(api: &Api<BackendTlsPolicy>, name: &str) -> (String, Option<i64>) {
+    let policy = api.get_status(name).await.unwrap();
+    let ancestors = policy.status.expect("status written").ancestors;
+    let accepted = ancestors[0].conditions.iter().find(|c| c.type_ == "Accepted").unwrap();
+    (accepted.reason.clone(), accepted.observed_generation)
+}
+
+#[tokio::test]
+async fn status_follows_the_cluster() {
+    let Some(client) = client().await else { return };
+    let ns = namespace("rt");
+    let index = SharedIndex::default();
+    // Core objects come from fixtures: this API server has no core API.
+    index.update(|index| {
+        index.apply(
+            &serde_json::from_value::<Service>(json!({
+                "metadata": {"namespace": ns, "name": "svc"},
+                "spec": {"ports": [{"name": "https", "port": 443}]},
+            }))
+            .unwrap(),
+        );
+        index.apply(
+            &serde_json::from_value::<ConfigMap>(json!({
+                "metadata": {"namespace": ns, "name": "ca"}, "data": {"ca.crt": CA},
+            }))
+            .unwrap(),
+        );
+    });
+    let policies: Api<BackendTlsPolicy> = Api::namespaced(client.clone(), &ns);
+    let grants: Api<ReferenceGrant> = Api::namespaced(client.clone(), &ns);
+    let watches =
+        [tokio::spawn(index.watch(policies.clone())), tokio::spawn(index.watch(grants.clone()))];
+    let gateway = ParentReference {
+        namespace: Some("infra".into()),
+        name: "edge".into(),
+        ..Default::default()
+    };
+    let write = || write_all_status(&index, &client, CONTROLLER, |_| vec![gateway.clone()]);
+
+    // Conflict: both created in the same second, so the name decides.
+    policies
+        .create(&PostParams::default(), &policy(&ns, "conflicted-1", "other.example.com"))
+        .await
+        .unwrap();
+    policies
+        .create(&PostParams::default(), &policy(&ns, "conflicted-2", "abc.example.com"))
+        .await
+        .unwrap();
+    until(&index, "both policies", |i| i.policy_count() == 2).await;
+    for (_, result) in write().await {
+        assert_eq!(result.unwrap(), StatusWrite::Written);
+    }
+    assert_eq!(stored(&policies, "conflicted-1").await, ("Accepted".into(), Some(1)));
+    assert_eq!(stored(&policies, "conflicted-2").await, ("Conflicted".into(), Some(1)));
+
+    // Written twice: nothing sent the second time, resourceVersion unchanged.
+    let version = policies.get("conflicted-1").await.unwrap().metadata.resource_version;
+    until(&index, "our own status write", |i| {
+        i.policy(&ObjectKey::new(&ns, "conflicted-1")).unwrap().metadata.resource_version == version
+    })
+    .await;
+    for (_, result) in write().await {
+        assert_eq!(result.unwrap(), StatusWrite::Unchanged);
+    }
+    assert_eq!(policies.get("conflicted-1").await.unwrap().metadata.resource_version, version);
+
+    // ObservedGenerationBump: a spec change bumps generation; status follows.
+    let stale = policies.get("conflicted-1").await.unwrap();
+    let patch = json!({"spec": {"validation": {"hostname": "foo.example.com"}}});
+    policies.patch("conflicted-1", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    // A write from the stale copy is refused, typed.
+    let outcome =
+        write_status(&policies, &stale, CONTROLLER, [(gateway.clone(), Vec::new())]).await;
+    assert!(matches!(outcome, Err(StatusError::Conflict(_))), "{outcome:?}");
+    let key = ObjectKey::new(&ns, "conflicted-1");
+    until(&index, "generation 2", |i| i.policy(&key).unwrap().metadata.generation == Some(2)).await;
+    write().await;
+    assert_eq!(stored(&policies, "conflicted-1").await, ("Accepted".into(), Some(2)));
+
+    // Deleting the winner promotes the loser.
+    policies.delete("conflicted-1", &DeleteParams::default()).await.unwrap();
+    until(&index, "the delete", |i| i.policy_count() == 1).await;
+    write().await;
+    assert_eq!(stored(&policies, "conflicted-2").await, ("Accepted".into(), Some(1)));
+
+    // A ReferenceGrant created and deleted on the server changes the decision.
+    let from_web = BackendRef::service(Referrer::gateway_api("HTTPRoute", "web"), &ns, "svc", 443);
+    let permitted = |i: &Index| !matches!(i.resolve(&from_web).outcome(), Outcome::RefNotPermitted);
+    assert!(!permitted(&index.read()));
+    let grant: ReferenceGrant = serde_json::from_value(json!({
+        "metadata": {"namespace": ns, "name": "web"},
+        "spec": {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "web"}],
+            "to": [{"group": "", "kind": "Service"}],
+        },
+    }))
+    .unwrap();
+    grants.create(&PostParams::default(), &grant).await.unwrap();
+    until(&index, "the grant", permitted).await;
+    grants.delete("web", &DeleteParams::default()).await.unwrap();
+    until(&index, "the grant's removal", |i| !permitted(i)).await;
+
+    watches.iter().for_each(tokio::task::JoinHandle::abort);
+    let _ = policies.delete("conflicted-2", &DeleteParams::default()).await;
+}
