@@ -104,6 +104,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Use it in your controller
+//!
+//! With the `runtime` feature, `runtime::SharedIndex::watch` keeps an
+//! index current from kube watchers (or feed it the controller's own
+//! watcher streams), the data path calls `index.read().resolve(..)` and
+//! [`tls::TlsCache::client_config`] per new connection, and the control path
+//! calls `runtime::write_all_status`. Map the outcomes like this:
+//!
+//! | outcome | what to do |
+//! | --- | --- |
+//! | `Outcome::NoPolicy` | connect without BackendTLSPolicy TLS |
+//! | `Outcome::Policy` and a `BackendTls` | dial with `config` and `server_name` |
+//! | `Outcome::Policy` and a `TlsError` (or `usable()` fails) | answer 502/503, never plaintext |
+//! | `Outcome::RefNotPermitted` | Route `ResolvedRefs=False/RefNotPermitted`; answer 500 |
+//! | `Index::client_certificate` error | Gateway `ResolvedRefs=False` with `error.reason()` |
+//!
+//! The README has the whole path from `Client::try_default()` to
+//! `TlsConnector::connect`, and `examples/controller.rs` a complete
+//! controller.
+//!
 //! # Kubernetes version
 //!
 //! Like every library on k8s-openapi, this crate does not choose the
