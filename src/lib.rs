@@ -139,7 +139,7 @@
 //!   bundled Mozilla roots.
 //! - `native-roots`: `System` means the platform's roots (when
 //!   `webpki-roots` is off). With neither, `System` is `Invalid`.
-//! - `runtime`: [`runtime`], kube-rs glue — watchers feeding a shared index,
+//! - `runtime`: the `runtime` module, kube-rs glue — watchers feeding a shared index,
 //!   and status written with server-side apply. Pulls in kube's client.
 //!
 //! [`BackendTLSPolicy`]: https://gateway-api.sigs.k8s.io/api-types/backendtlspolicy/
