@@ -124,6 +124,14 @@
 //! `TlsConnector::connect`, and `examples/controller.rs` a complete
 //! controller.
 //!
+//! # Security
+//!
+//! The guarantees (fail closed, no plaintext fallback, no way to turn
+//! verification off), the limits (no CRL/OCSP, the API server's objects are
+//! trusted) and how to report a problem are in
+//! [SECURITY.md](https://docs.rs/crate/backend-tls-policy/latest/source/SECURITY.md)
+//! (`SECURITY.md` at the root of the crate).
+//!
 //! # Kubernetes version
 //!
 //! Like every library on k8s-openapi, this crate does not choose the

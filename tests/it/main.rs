@@ -4,6 +4,7 @@ mod apiserver;
 mod cel;
 mod crd;
 mod manifests;
+mod properties;
 #[cfg(feature = "runtime")]
 mod runtime;
 mod tls;

@@ -1,0 +1,106 @@
+//! Property tests: the hand-written name checks against the upstream
+//! schema's own regular expressions (taken from the generated CRD, which the
+//! parity test keeps equal to upstream), and CA parsing on arbitrary bytes.
+
+use backend_tls_policy::{
+    crd,
+    name::{Hostname, SanHostname, SanUri, SectionName},
+    tls::ca::parse_bundle,
+};
+use proptest::prelude::*;
+use regex::Regex;
+use rustls::pki_types::UnixTime;
+use serde_json::Value;
+
+/// The `pattern` of a property under `spec`, from the generated v1 schema,
+/// compiled once per path.
+fn pattern(path: &[&str]) -> Regex {
+    use std::{collections::HashMap, sync::Mutex};
+    static CACHE: Mutex<Option<HashMap<String, Regex>>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap();
+    cache.get_or_insert_default().entry(path.join(".")).or_insert_with(|| compile(path)).clone()
+}
+
+fn compile(path: &[&str]) -> Regex {
+    let crd = serde_json::to_value(crd::backend_tls_policies()).unwrap();
+    let mut node: &Value =
+        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    for step in path {
+        node = match *step {
+            "[]" => &node["items"],
+            name => &node["properties"][name],
+        };
+    }
+    // Go's RE2 and the regex crate agree on these patterns' syntax.
+    Regex::new(node["pattern"].as_str().expect("a pattern")).unwrap()
+}
+
+/// Strings over the characters that matter for names, short and long.
+fn name_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9.*-]{0,12}",
+        "[a-zA-Z0-9._*:/?#-]{0,20}",
+        "([a-z0-9-]{1,70}\\.){0,4}[a-z0-9-]{0,70}",
+        "[a-z]{1,10}://[a-z./]{0,20}",
+    ]
+}
+
+fn labels_fit(s: &str) -> bool {
+    s.split('.').all(|label| label.len() <= 63)
+}
+
+fn ends_in_a_number(s: &str) -> bool {
+    let last = s.rsplit('.').next().unwrap_or(s);
+    last.bytes().all(|b| b.is_ascii_digit())
+        || last.strip_prefix("0x").is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// `Hostname` = the upstream pattern and length, plus this crate's two
+    /// documented extras (labels ≤ 63, no numeric last label).
+    #[test]
+    fn hostname_matches_the_schema_plus_documented_extras(s in name_like()) {
+        let schema = pattern(&["validation", "hostname"]).is_match(&s) && (1..=253).contains(&s.len());
+        let expected = schema && labels_fit(&s) && !ends_in_a_number(&s);
+        prop_assert_eq!(Hostname::try_from(s.as_str()).is_ok(), expected, "{:?}", s);
+    }
+
+    #[test]
+    fn san_hostname_matches_the_schema_plus_label_length(s in name_like()) {
+        let schema = pattern(&["validation", "subjectAltNames", "[]", "hostname"]).is_match(&s)
+            && (1..=253).contains(&s.len());
+        let expected = schema && labels_fit(s.strip_prefix("*.").unwrap_or(&s));
+        prop_assert_eq!(SanHostname::try_from(s.as_str()).is_ok(), expected, "{:?}", s);
+    }
+
+    #[test]
+    fn san_uri_matches_the_schema(s in name_like()) {
+        let schema = pattern(&["validation", "subjectAltNames", "[]", "uri"]).is_match(&s)
+            && (1..=253).contains(&s.chars().count());
+        prop_assert_eq!(SanUri::try_from(s.as_str()).is_ok(), schema, "{:?}", s);
+    }
+
+    #[test]
+    fn section_name_matches_the_schema(s in name_like()) {
+        let schema = pattern(&["targetRefs", "[]", "sectionName"]).is_match(&s) && (1..=253).contains(&s.len());
+        prop_assert_eq!(SectionName::try_from(s.as_str()).is_ok(), schema, "{:?}", s);
+    }
+
+    /// Arbitrary bytes, and PEM-shaped text with arbitrary bodies, never
+    /// panic the CA parser; what it accepts holds a certificate.
+    #[test]
+    fn ca_parsing_never_panics(
+        bytes in prop::collection::vec(any::<u8>(), 0..2048),
+        body in "[A-Za-z0-9+/=\n]{0,400}",
+        label in prop::sample::select(vec!["CERTIFICATE", "PRIVATE KEY", "X509 CRL", "FOO"]),
+    ) {
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_800_000_000));
+        for input in [bytes.clone(), format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n").into_bytes()] {
+            if let Ok(certificates) = parse_bundle(&input, now) {
+                prop_assert!(!certificates.is_empty());
+            }
+        }
+    }
+}
