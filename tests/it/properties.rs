@@ -97,7 +97,7 @@ proptest! {
         label in prop::sample::select(vec!["CERTIFICATE", "PRIVATE KEY", "X509 CRL", "FOO"]),
     ) {
         let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_800_000_000));
-        for input in [bytes.clone(), format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n").into_bytes()] {
+        for input in [bytes, format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n").into_bytes()] {
             if let Ok(certificates) = parse_bundle(&input, now) {
                 prop_assert!(!certificates.is_empty());
             }
