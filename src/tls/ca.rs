@@ -7,7 +7,14 @@
 //! pasted into `ca.crt`, a truncated block, or an expired CA makes the
 //! bundle (and so the policy) unusable, and the status message says which
 //! block of which reference is wrong. Text between blocks is allowed
-//! (RFC 7468 explanatory text).
+//! (RFC 7468 explanatory text). Duplicate certificates are harmless and
+//! kept. A certificate that is not a CA (a self-signed backend certificate,
+//! say) is accepted as a trust anchor: it pins that certificate's key, which
+//! is what such a bundle asks for.
+//!
+//! Bounds: at most [`MAX_BUNDLE_BYTES`] bytes and [`MAX_BUNDLE_CERTIFICATES`]
+//! blocks per bundle; past either the bundle is refused, unparsed, so the
+//! work per object stays linear and small.
 
 use std::fmt;
 
@@ -52,10 +59,32 @@ pub struct BlockError {
     pub problem: BlockProblem,
 }
 
+/// The most bytes of `ca.crt` read from one object: more than a ConfigMap
+/// can hold (1 MiB), so a real bundle never reaches it.
+pub const MAX_BUNDLE_BYTES: usize = 1 << 20;
+
+/// The most certificates in one bundle: several times the public root set
+/// (about 150), so that parsing stays bounded whatever a tenant writes.
+pub const MAX_BUNDLE_CERTIFICATES: usize = 1000;
+
 /// Why a CA bundle cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BundleError {
+    /// The bundle is larger than [`MAX_BUNDLE_BYTES`]; it is not parsed.
+    #[error("is {bytes} bytes, more than the {max} this crate reads")]
+    TooLarge {
+        /// The bundle's size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bundle holds more than [`MAX_BUNDLE_CERTIFICATES`] blocks.
+    #[error("holds more than {max} PEM blocks")]
+    TooManyBlocks {
+        /// The limit.
+        max: usize,
+    },
     /// The bundle holds no PEM block at all.
     #[error("holds no PEM CERTIFICATE block")]
     NoCertificates,
@@ -75,11 +104,17 @@ pub fn parse_bundle(
     pem: &[u8],
     now: UnixTime,
 ) -> Result<Vec<CertificateDer<'static>>, BundleError> {
+    if pem.len() > MAX_BUNDLE_BYTES {
+        return Err(BundleError::TooLarge { bytes: pem.len(), max: MAX_BUNDLE_BYTES });
+    }
     let mut certificates = Vec::new();
     let mut errors = Vec::new();
     let mut sections = 0;
     for (i, section) in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem).enumerate() {
         let block = i + 1;
+        if block > MAX_BUNDLE_CERTIFICATES {
+            return Err(BundleError::TooManyBlocks { max: MAX_BUNDLE_CERTIFICATES });
+        }
         sections = block;
         let problem = match section {
             Err(error) => {
@@ -206,6 +241,25 @@ mod tests {
         let two = format!("first CA\n{cert}second CA\n{}", self_signed());
         let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW));
         assert_eq!(parse_bundle(two.as_bytes(), now).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn bounds() {
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW));
+        let big = vec![b'a'; MAX_BUNDLE_BYTES + 1];
+        assert_eq!(
+            parse_bundle(&big, now),
+            Err(BundleError::TooLarge { bytes: MAX_BUNDLE_BYTES + 1, max: MAX_BUNDLE_BYTES })
+        );
+        let cert = self_signed();
+        let many = cert.repeat(MAX_BUNDLE_CERTIFICATES + 1);
+        assert!(many.len() <= MAX_BUNDLE_BYTES, "the block limit is reachable");
+        assert_eq!(
+            parse_bundle(many.as_bytes(), now),
+            Err(BundleError::TooManyBlocks { max: MAX_BUNDLE_CERTIFICATES })
+        );
+        let limit = cert.repeat(MAX_BUNDLE_CERTIFICATES);
+        assert_eq!(parse_bundle(limit.as_bytes(), now).unwrap().len(), MAX_BUNDLE_CERTIFICATES);
     }
 
     #[test]

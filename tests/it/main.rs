@@ -3,6 +3,7 @@
 mod apiserver;
 mod cel;
 mod crd;
+mod fail_closed;
 mod manifests;
 mod properties;
 #[cfg(feature = "runtime")]

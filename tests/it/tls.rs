@@ -25,21 +25,21 @@ use serde_json::json;
 use time::{Duration as Days, OffsetDateTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// A certificate authority for one test.
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
+pub(crate) struct Ca {
+    pub(crate) params: CertificateParams,
+    pub(crate) key: KeyPair,
+    pub(crate) pem: String,
     /// PEM of the intermediates between this CA and the root, leaf-side first.
-    chain: String,
+    pub(crate) chain: String,
 }
 
 impl Ca {
-    fn root(name: &str) -> Self {
+    pub(crate) fn root(name: &str) -> Self {
         let key = KeyPair::generate().unwrap();
         let params = ca_params(name);
         let pem = params.self_signed(&key).unwrap().pem();
@@ -57,7 +57,7 @@ impl Ca {
     /// A server (or client) certificate with these SANs, valid from
     /// `from_days` to `to_days` around now. Returns the chain PEM and the
     /// key PEM.
-    fn issue(
+    pub(crate) fn issue(
         &self,
         sans: &[SanType],
         from_days: i64,
@@ -79,12 +79,12 @@ impl Ca {
         (format!("{}{}", leaf.pem(), self.chain), key.serialize_pem())
     }
 
-    fn server(&self, sans: &[SanType]) -> (String, String) {
+    pub(crate) fn server(&self, sans: &[SanType]) -> (String, String) {
         self.issue(sans, -1, 30, false)
     }
 }
 
-fn ca_params(name: &str) -> CertificateParams {
+pub(crate) fn ca_params(name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -98,15 +98,15 @@ fn ca_params(name: &str) -> CertificateParams {
     params
 }
 
-fn dns(name: &str) -> SanType {
+pub(crate) fn dns(name: &str) -> SanType {
     SanType::DnsName(name.try_into().unwrap())
 }
 
-fn uri(value: &str) -> SanType {
+pub(crate) fn uri(value: &str) -> SanType {
     SanType::URI(value.try_into().unwrap())
 }
 
-fn shop_service() -> Service {
+pub(crate) fn shop_service() -> Service {
     serde_json::from_value(json!({
         "metadata": {"namespace": "shop", "name": "shop"},
         "spec": {"ports": [{"name": "https", "port": 443}]},
@@ -115,14 +115,17 @@ fn shop_service() -> Service {
 }
 
 /// The ConfigMap `shop/ca` with this `ca.crt`.
-fn ca_config_map(pem: &str) -> ConfigMap {
+pub(crate) fn ca_config_map(pem: &str) -> ConfigMap {
     let object = json!({"metadata": {"namespace": "shop", "name": "ca"}, "data": {"ca.crt": pem}});
     serde_json::from_value(object).unwrap()
 }
 
 /// The policy `shop/shop-tls` for Service `shop`, with this `validation`
 /// and `options` (null for none).
-fn shop_policy(validation: serde_json::Value, options: serde_json::Value) -> v1::BackendTlsPolicy {
+pub(crate) fn shop_policy(
+    validation: serde_json::Value,
+    options: serde_json::Value,
+) -> v1::BackendTlsPolicy {
     let target = json!({"group": "", "kind": "Service", "name": "shop"});
     let mut spec = json!({"targetRefs": [target], "validation": validation});
     if !options.is_null() {
@@ -133,7 +136,7 @@ fn shop_policy(validation: serde_json::Value, options: serde_json::Value) -> v1:
 }
 
 /// Trust the ConfigMap `shop/ca`; verify `hostname`, or `sans` unless null.
-fn ca_validation(hostname: &str, sans: serde_json::Value) -> serde_json::Value {
+pub(crate) fn ca_validation(hostname: &str, sans: serde_json::Value) -> serde_json::Value {
     let ca_ref = json!({"group": "", "kind": "ConfigMap", "name": "ca"});
     let mut validation = json!({"caCertificateRefs": [ca_ref], "hostname": hostname});
     if !sans.is_null() {
@@ -143,7 +146,7 @@ fn ca_validation(hostname: &str, sans: serde_json::Value) -> serde_json::Value {
 }
 
 /// What applies to Service `shop/shop` port 443, from a route in `shop`.
-fn resolve_shop(index: &Index) -> AppliedPolicy {
+pub(crate) fn resolve_shop(index: &Index) -> AppliedPolicy {
     let route = Referrer::gateway_api("HTTPRoute", "shop");
     match index.resolve(&BackendRef::service(route, "shop", "shop", 443)).outcome() {
         Outcome::Policy(applied) => applied.clone(),
@@ -153,7 +156,7 @@ fn resolve_shop(index: &Index) -> AppliedPolicy {
 
 /// An index with Service `shop/shop`, the CA ConfigMap holding `ca_pem`,
 /// and the policy; the policy as applied.
-fn applied(ca_pem: &str, hostname: &str, sans: serde_json::Value) -> AppliedPolicy {
+pub(crate) fn applied(ca_pem: &str, hostname: &str, sans: serde_json::Value) -> AppliedPolicy {
     let mut index = Index::default();
     index.apply(&shop_service());
     index.apply(&ca_config_map(ca_pem));
@@ -161,14 +164,14 @@ fn applied(ca_pem: &str, hostname: &str, sans: serde_json::Value) -> AppliedPoli
     resolve_shop(&index)
 }
 
-fn config(applied: &AppliedPolicy, client: Option<ClientCertificate>) -> BackendTls {
+pub(crate) fn config(applied: &AppliedPolicy, client: Option<ClientCertificate>) -> BackendTls {
     let params = TlsParams { client_certificate: client, ..Default::default() };
     tls::client_config_with_provider(applied, &params, provider()).unwrap()
 }
 
 /// Serves one TLS connection with `chain`/`key`, requiring a client
 /// certificate from `client_ca` if given, answering any request with 200.
-async fn serve(chain: &str, key: &str, client_ca: Option<&str>) -> SocketAddr {
+pub(crate) async fn serve(chain: &str, key: &str, client_ca: Option<&str>) -> SocketAddr {
     let chain: Vec<_> =
         CertificateDer::pem_slice_iter(chain.as_bytes()).map(Result::unwrap).collect();
     let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
@@ -205,7 +208,7 @@ async fn serve(chain: &str, key: &str, client_ca: Option<&str>) -> SocketAddr {
 
 /// Dials `addr` with our configuration, sends `GET /` and returns the status
 /// line, or the TLS error.
-async fn dial(addr: SocketAddr, tls: &BackendTls) -> Result<String, rustls::Error> {
+pub(crate) async fn dial(addr: SocketAddr, tls: &BackendTls) -> Result<String, rustls::Error> {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
     let as_tls =
@@ -239,14 +242,14 @@ async fn dial(addr: SocketAddr, tls: &BackendTls) -> Result<String, rustls::Erro
     }
 }
 
-fn name_mismatch(error: &rustls::Error) -> bool {
+pub(crate) fn name_mismatch(error: &rustls::Error) -> bool {
     matches!(
         error,
         rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })
     )
 }
 
-fn unknown_issuer(error: &rustls::Error) -> bool {
+pub(crate) fn unknown_issuer(error: &rustls::Error) -> bool {
     matches!(error, rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
 }
 
