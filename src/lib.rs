@@ -153,6 +153,7 @@
 //! [`BackendTLSPolicy`]: https://gateway-api.sigs.k8s.io/api-types/backendtlspolicy/
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod crd;

@@ -1,0 +1,96 @@
+//! Heap held by an index of 10,000 policies (and 10,000 each of Services,
+//! CA ConfigMaps and ReferenceGrants), counted by a global allocator.
+//!
+//! ```text
+//! cargo bench --bench memory
+//! ```
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    sync::atomic::{AtomicIsize, Ordering},
+};
+
+use backend_tls_policy::{Index, api::v1};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use serde_json::json;
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn main() {
+    let ca = include_str!("../tests/fixtures/pki/ca.crt");
+    let n = 10_000;
+    let ns = |i: usize| format!("ns-{}", i % 1000);
+    let policies: Vec<v1::BackendTlsPolicy> = (0..n)
+        .map(|i| {
+            serde_json::from_value(json!({
+                "metadata": {"namespace": ns(i), "name": format!("policy-{i}"), "creationTimestamp": "2026-01-01T00:00:00Z"},
+                "spec": {
+                    "targetRefs": [{"group": "", "kind": "Service", "name": format!("svc-{i}"), "sectionName": "https"}],
+                    "validation": {
+                        "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": format!("ca-{i}")}],
+                        "hostname": format!("svc-{i}.example.com"),
+                    },
+                },
+            }))
+            .unwrap()
+        })
+        .collect();
+    let services: Vec<Service> = (0..n)
+        .map(|i| {
+            serde_json::from_value(json!({
+                "metadata": {"namespace": ns(i), "name": format!("svc-{i}")},
+                "spec": {"ports": [{"name": "https", "port": 443}]},
+            }))
+            .unwrap()
+        })
+        .collect();
+    let config_maps: Vec<ConfigMap> = (0..n)
+        .map(|i| {
+            serde_json::from_value(json!({"metadata": {"namespace": ns(i), "name": format!("ca-{i}")}, "data": {"ca.crt": ca}}))
+                .unwrap()
+        })
+        .collect();
+
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut index = Index::default();
+    services.iter().for_each(|o| index.apply(o));
+    let services_bytes = LIVE.load(Ordering::Relaxed) - before;
+    config_maps.iter().for_each(|o| index.apply(o));
+    let with_cas = LIVE.load(Ordering::Relaxed) - before;
+    policies.iter().for_each(|o| index.apply(o));
+    let total = LIVE.load(Ordering::Relaxed) - before;
+    let mib = |bytes: isize| bytes as f64 / (1 << 20) as f64;
+    println!("index of {n} Services: {:.1} MiB", mib(services_bytes));
+    println!(
+        "+ {n} CA ConfigMaps ({} bytes of PEM each): {:.1} MiB",
+        ca.len(),
+        mib(with_cas - services_bytes)
+    );
+    println!(
+        "+ {n} policies: {:.1} MiB ({:.1} KiB per policy)",
+        mib(total - with_cas),
+        (total - with_cas) as f64 / n as f64 / 1024.0
+    );
+    println!("total: {:.1} MiB", mib(total));
+    drop(index);
+}
