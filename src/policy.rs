@@ -430,6 +430,63 @@ impl TryFrom<&v1::BackendTlsPolicySpec> for ValidatedPolicy {
     }
 }
 
+impl From<&ValidatedPolicy> for v1::BackendTlsPolicySpec {
+    /// The wire spec of a validated policy; validating it again gives the
+    /// same policy.
+    fn from(policy: &ValidatedPolicy) -> Self {
+        let target_refs = policy
+            .targets
+            .iter()
+            .map(|t| v1::LocalPolicyTargetReferenceWithSectionName {
+                group: t.group_kind.group.clone(),
+                kind: t.group_kind.kind.clone(),
+                name: t.name.clone(),
+                section_name: t.section.clone().map(String::from),
+            })
+            .collect();
+        let (ca_certificate_refs, well_known_ca_certificates) = match &policy.trust_anchors {
+            TrustAnchors::CaCertificateRefs(refs) => (
+                Some(
+                    refs.iter()
+                        .map(|r| v1::LocalObjectReference {
+                            group: r.group_kind.group.clone(),
+                            kind: r.group_kind.kind.clone(),
+                            name: r.name.clone(),
+                        })
+                        .collect(),
+                ),
+                None,
+            ),
+            TrustAnchors::WellKnown(WellKnownCa::System) => (None, Some("System".to_owned())),
+            TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(name)) => {
+                (None, Some(name.to_string()))
+            }
+        };
+        let subject_alt_names = (!policy.subject_alt_names.is_empty()).then(|| {
+            policy
+                .subject_alt_names
+                .iter()
+                .map(|san| match san {
+                    SubjectAltName::Hostname(h) => v1::SubjectAltName::hostname(h.as_str()),
+                    SubjectAltName::Uri(u) => v1::SubjectAltName::uri(u.as_str()),
+                })
+                .collect()
+        });
+        let options = (!policy.options.is_empty())
+            .then(|| policy.options.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
+        Self {
+            target_refs,
+            validation: v1::BackendTlsPolicyValidation {
+                ca_certificate_refs,
+                well_known_ca_certificates,
+                hostname: policy.hostname.to_string(),
+                subject_alt_names,
+            },
+            options,
+        }
+    }
+}
+
 impl TryFrom<&v1::BackendTlsPolicy> for ValidatedPolicy {
     type Error = ValidationErrors;
 

@@ -99,7 +99,20 @@ proptest! {
         theirs.sort();
 
         let typed: v1::BackendTlsPolicySpec = serde_json::from_value(object["spec"].clone()).unwrap();
-        let mut ours: Vec<(String, String)> = match ValidatedPolicy::try_from(&typed) {
+        let validated = ValidatedPolicy::try_from(&typed);
+        match &validated {
+            // wire → validated → wire → validated is the identity.
+            Ok(policy) => {
+                let wire = v1::BackendTlsPolicySpec::from(policy);
+                prop_assert_eq!(&ValidatedPolicy::try_from(&wire).unwrap(), policy);
+            }
+            // A rejected spec always says why, at a field under `spec`.
+            Err(errors) => {
+                prop_assert!(!errors.is_empty());
+                prop_assert!(errors.iter().all(|e| e.path().starts_with("spec.")));
+            }
+        }
+        let mut ours: Vec<(String, String)> = match validated {
             Ok(_) => Vec::new(),
             Err(errors) => errors
                 .iter()
