@@ -412,7 +412,7 @@ mod sealed {
 
 /// The kinds an [`Index`] holds: `BackendTLSPolicy` (v1 and v1alpha3),
 /// `ReferenceGrant` (v1 and v1beta1), `Service`, `ConfigMap` and `Secret`.
-pub trait Indexed: sealed::Sealed {
+pub trait Indexed: sealed::Sealed + kube::Resource {
     #[doc(hidden)]
     fn apply_to(&self, index: &mut Index);
     #[doc(hidden)]
@@ -420,7 +420,9 @@ pub trait Indexed: sealed::Sealed {
     #[doc(hidden)]
     fn keys_in(index: &Index) -> Vec<ObjectKey>;
     #[doc(hidden)]
-    fn key(&self) -> Option<ObjectKey>;
+    fn key(&self) -> Option<ObjectKey> {
+        ObjectKey::of(self.meta())
+    }
 }
 
 impl Index {
@@ -710,9 +712,6 @@ impl Indexed for v1::BackendTlsPolicy {
     fn keys_in(index: &Index) -> Vec<ObjectKey> {
         index.policy_keys()
     }
-    fn key(&self) -> Option<ObjectKey> {
-        ObjectKey::of(&self.metadata)
-    }
 }
 
 impl sealed::Sealed for crate::api::v1alpha3::BackendTlsPolicy {}
@@ -725,9 +724,6 @@ impl Indexed for crate::api::v1alpha3::BackendTlsPolicy {
     }
     fn keys_in(index: &Index) -> Vec<ObjectKey> {
         index.policy_keys()
-    }
-    fn key(&self) -> Option<ObjectKey> {
-        ObjectKey::of(&self.metadata)
     }
 }
 
@@ -742,9 +738,6 @@ impl Indexed for v1::ReferenceGrant {
     fn keys_in(index: &Index) -> Vec<ObjectKey> {
         index.grants.keys()
     }
-    fn key(&self) -> Option<ObjectKey> {
-        ObjectKey::of(&self.metadata)
-    }
 }
 
 impl sealed::Sealed for v1beta1::ReferenceGrant {}
@@ -757,9 +750,6 @@ impl Indexed for v1beta1::ReferenceGrant {
     }
     fn keys_in(index: &Index) -> Vec<ObjectKey> {
         index.grants.keys()
-    }
-    fn key(&self) -> Option<ObjectKey> {
-        ObjectKey::of(&self.metadata)
     }
 }
 
@@ -794,9 +784,6 @@ impl Indexed for Service {
             })
             .collect()
     }
-    fn key(&self) -> Option<ObjectKey> {
-        ObjectKey::of(&self.metadata)
-    }
 }
 
 impl sealed::Sealed for ConfigMap {}
@@ -815,9 +802,6 @@ impl Indexed for ConfigMap {
     }
     fn keys_in(index: &Index) -> Vec<ObjectKey> {
         index.config_maps.keys().collect()
-    }
-    fn key(&self) -> Option<ObjectKey> {
-        ObjectKey::of(&self.metadata)
     }
 }
 
@@ -845,9 +829,6 @@ impl Indexed for Secret {
     }
     fn keys_in(index: &Index) -> Vec<ObjectKey> {
         index.secrets.keys().collect()
-    }
-    fn key(&self) -> Option<ObjectKey> {
-        ObjectKey::of(&self.metadata)
     }
 }
 
