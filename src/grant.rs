@@ -103,53 +103,46 @@ impl Grants {
         self.grants.keys().cloned().collect()
     }
 
-    /// The grant that lets `from` refer to `group`/`kind` `namespace/name`.
-    fn find(
-        &self,
-        from: &Referrer,
-        group: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Option<&Rule> {
-        self.rules.get(namespace)?.get(&from.namespace)?.iter().find(|rule| {
+    /// The grant that lets `from` refer to `to`.
+    fn find(&self, from: &Referrer, to: &Referent<'_>) -> Option<&Rule> {
+        self.rules.get(to.namespace)?.get(&from.namespace)?.iter().find(|rule| {
             rule.from_group == from.group
                 && rule.from_kind == from.kind
-                && rule.to_group == group
-                && rule.to_kind == kind
-                && rule.to_name.as_deref().is_none_or(|n| n == name)
+                && rule.to_group == to.group
+                && rule.to_kind == to.kind
+                && rule.to_name.as_deref().is_none_or(|n| n == to.name)
         })
     }
 
-    /// Whether `from` may refer to `group`/`kind` `namespace/name`.
-    pub(crate) fn allows(
-        &self,
-        from: &Referrer,
-        group: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> bool {
-        from.namespace == namespace || self.find(from, group, kind, namespace, name).is_some()
+    /// Whether `from` may refer to `to`; unlike [`Grants::permits`], it
+    /// allocates nothing (the resolve path).
+    pub(crate) fn allows(&self, from: &Referrer, to: &Referent<'_>) -> bool {
+        from.namespace == to.namespace || self.find(from, to).is_some()
     }
 
-    /// Like [`Grants::allows`], naming the grant that allows it.
-    pub(crate) fn permits(
-        &self,
-        from: &Referrer,
-        group: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Permission {
-        if from.namespace == namespace {
+    /// Whether `from` may refer to `to`, naming the grant that allows it.
+    pub(crate) fn permits(&self, from: &Referrer, to: &Referent<'_>) -> Permission {
+        if from.namespace == to.namespace {
             return Permission::SameNamespace;
         }
-        match self.find(from, group, kind, namespace, name) {
+        match self.find(from, to) {
             Some(rule) => Permission::Granted(rule.grant.clone()),
             None => Permission::Denied,
         }
     }
+}
+
+/// The object a reference points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Referent<'a> {
+    /// API group; `""` for the core group.
+    pub group: &'a str,
+    /// Kind, such as `Service` or `Secret`.
+    pub kind: &'a str,
+    /// Namespace.
+    pub namespace: &'a str,
+    /// Name.
+    pub name: &'a str,
 }
 
 /// The answer to "may this object refer to that one?".

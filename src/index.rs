@@ -45,7 +45,7 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 
 use crate::{
     api::{v1, v1beta1},
-    grant::{Grants, Permission, Referrer},
+    grant::{Grants, Permission, Referent, Referrer},
     policy::{CaCertificateRef, TrustAnchors, ValidatedPolicy, ValidationErrors, WellKnownCa},
     status::RefProblem,
     tls::{
@@ -492,18 +492,11 @@ impl Index {
         self.policies.get(&key.namespace, &key.name).map(|e| &e.policy)
     }
 
-    /// Whether `from` may refer to the object `group`/`kind` `namespace/name`
-    /// under the ReferenceGrants in the index (Gateway → Secret for a client
-    /// certificate, Route → Service for a backend).
-    pub fn permission(
-        &self,
-        from: &Referrer,
-        group: &str,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-    ) -> Permission {
-        self.grants.permits(from, group, kind, namespace, name)
+    /// Whether `from` may refer to `to` under the ReferenceGrants in the
+    /// index (Gateway → Secret for a client certificate, Route → Service for
+    /// a backend).
+    pub fn permission(&self, from: &Referrer, to: &Referent<'_>) -> Permission {
+        self.grants.permits(from, to)
     }
 
     fn apply_policy(&mut self, policy: &v1::BackendTlsPolicy) {

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc};
 use super::{BackendKind, CaSource, Index, ObjectKey, PolicyEntry, unsupported_well_known};
 use crate::{
     api::v1,
-    grant::Referrer,
+    grant::{Referent, Referrer},
     policy::{TrustAnchors, ValidatedPolicy, ValidationErrors, WellKnownCa},
     status::{Reason, RefProblem},
 };
@@ -300,7 +300,8 @@ impl Index {
         let resolution = |outcome, candidates| Resolution { outcome, candidates };
         let kind = backend.kind;
         let (namespace, name) = (backend.namespace.as_str(), backend.name.as_str());
-        if !self.grants.allows(&backend.from, kind.group(), kind.kind(), namespace, name) {
+        let to = Referent { group: kind.group(), kind: kind.kind(), namespace, name };
+        if !self.grants.allows(&backend.from, &to) {
             return resolution(Outcome::RefNotPermitted, Vec::new());
         }
         let Some(target) = self.target(kind, namespace, name) else {

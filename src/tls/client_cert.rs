@@ -12,7 +12,7 @@ use rustls::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    grant::{Permission, Referrer},
+    grant::{Permission, Referent, Referrer},
     index::{Index, ObjectKey},
     status::Reason,
 };
@@ -214,9 +214,8 @@ impl Index {
             reason: reason.to_owned(),
         };
         let from = Referrer::gateway_api("Gateway", gateway_namespace);
-        if self.permission(&from, group, kind, &secret.namespace, &secret.name)
-            == Permission::Denied
-        {
+        let to = Referent { group, kind, namespace: &secret.namespace, name: &secret.name };
+        if self.permission(&from, &to) == Permission::Denied {
             return Err(ClientCertificateError::RefNotPermitted { secret });
         }
         if (group, kind) != ("", "Secret") {
