@@ -64,7 +64,14 @@ async fn fail_closed_matrix() {
     let abc = ca.server(&[dns("abc.example.com"), uri("spiffe://abc.example.com/id")]);
     let garbage_between =
         format!("issued by ops\n{}\n# rotated 2026\n{}", Ca::root("other").pem, ca.pem);
-    let truncated = ca.pem.replace("\n-----END", "AAA\n-----END");
+    // Whole 64-character lines dropped: valid base64, a cut-off certificate.
+    let truncated = {
+        let lines: Vec<&str> = ca.pem.lines().collect();
+        let (begin, body, end) = (lines[0], &lines[1..lines.len() - 1], lines[lines.len() - 1]);
+        format!("{begin}\n{}\n{end}\n", body[..body.len() / 2].join("\n"))
+    };
+    // A character base64 does not have.
+    let corrupted = ca.pem.replacen("\n", "\n!", 2);
     let self_signed_leaf = {
         let key = KeyPair::generate().unwrap();
         let params = CertificateParams::new(vec!["abc.example.com".into()]).unwrap();
@@ -82,13 +89,25 @@ async fn fail_closed_matrix() {
             expect: Expect::Connects,
         },
         Row {
-            name: "truncated base64",
+            name: "a truncated certificate",
             ca_crt: truncated,
             hostname: "abc.example.com",
             sans: json!(null),
             server: abc.clone(),
             expect: Expect::NoConfig(
-                "block 1: malformed PEM",
+                "ca.crt block 1: not a valid X.509 certificate",
+                Reason::NoValidCACertificate,
+                Reason::InvalidCACertificateRef,
+            ),
+        },
+        Row {
+            name: "corrupted base64",
+            ca_crt: corrupted,
+            hostname: "abc.example.com",
+            sans: json!(null),
+            server: abc.clone(),
+            expect: Expect::NoConfig(
+                "ca.crt block 1: malformed PEM",
                 Reason::NoValidCACertificate,
                 Reason::InvalidCACertificateRef,
             ),
