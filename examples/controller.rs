@@ -91,6 +91,11 @@ async fn main() -> ExitCode {
     let mut tasks = vec![
         tokio::spawn(index.watch(Api::<BackendTlsPolicy>::all(client.clone()))),
         tokio::spawn(index.watch(Api::<ReferenceGrant>::all(client.clone()))),
+        // Refuses CA objects as their certificates expire.
+        tokio::spawn({
+            let index = index.clone();
+            async move { index.expire_ca_certificates().await }
+        }),
     ];
     let core_api = Api::<Service>::all(client.clone()).list(&ListParams::default().limit(1)).await;
     match core_api {

@@ -41,7 +41,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
 };
 
-use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::pki_types::UnixTime;
 
 use crate::{
     api::{v1, v1beta1},
@@ -50,7 +50,7 @@ use crate::{
     status::RefProblem,
     tls::{
         ClientCertificate,
-        ca::{self, BundleError},
+        ca::{self, BlockError, BundleError, CaCertificate, CertificatePool},
     },
 };
 
@@ -196,6 +196,12 @@ impl<V> Namespaced<V> {
         self.0.values().flat_map(Map::values)
     }
 
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &str, &mut V)> {
+        self.0.iter_mut().flat_map(|(namespace, names)| {
+            names.iter_mut().map(move |(name, value)| (namespace.as_str(), name.as_str(), value))
+        })
+    }
+
     fn keys(&self) -> impl Iterator<Item = ObjectKey> + '_ {
         self.0.iter().flat_map(|(ns, names)| names.keys().map(move |name| ObjectKey::new(ns, name)))
     }
@@ -324,7 +330,7 @@ impl std::ops::Deref for PolicyEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum CaData {
     /// The key is there with this (non-empty) content.
-    Present { pem: Arc<[u8]>, certificates: Result<Arc<[CertificateDer<'static>]>, BundleError> },
+    Present { pem: Arc<[u8]>, certificates: Result<Arc<[Arc<CaCertificate>]>, BundleError> },
     /// The object has no such key.
     Missing,
     /// The key is there but empty.
@@ -332,15 +338,37 @@ enum CaData {
 }
 
 impl CaData {
-    fn from_bytes(bytes: Option<&[u8]>) -> Self {
+    fn from_bytes(bytes: Option<&[u8]>, pool: &mut CertificatePool) -> Self {
         match bytes {
             None => Self::Missing,
             Some(b) if b.iter().all(u8::is_ascii_whitespace) => Self::Empty,
             Some(b) => Self::Present {
                 pem: b.into(),
-                certificates: ca::parse_bundle(b, UnixTime::now()).map(Into::into),
+                certificates: ca::parse_bundle_with(b, UnixTime::now(), |der| {
+                    pool.get_or_parse(der)
+                })
+                .map(Into::into),
             },
         }
+    }
+
+    /// This data as it stands at `now`, when that differs: certificates
+    /// valid when the object was applied may have expired since.
+    fn at(&self, now: UnixTime) -> Option<Self> {
+        let Self::Present { pem, certificates: Ok(certificates) } = self else { return None };
+        // Every block of a usable bundle is a certificate: position is block.
+        let errors: Vec<_> = certificates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, certificate)| {
+                let problem = certificate.check_validity(now).err()?;
+                Some(BlockError { block: i + 1, problem })
+            })
+            .collect();
+        (!errors.is_empty()).then(|| Self::Present {
+            pem: pem.clone(),
+            certificates: Err(BundleError::Blocks(errors)),
+        })
     }
 }
 
@@ -403,6 +431,8 @@ pub struct Index {
     secrets: Namespaced<SecretData>,
     /// The policies naming each CA object name, whatever its kind.
     ca_dependents: Namespaced<Vec<Arc<ObjectKey>>>,
+    /// The certificates of `config_maps` and `secrets`, by content.
+    ca_certificates: CertificatePool,
     grants: Grants,
 }
 
@@ -477,6 +507,47 @@ impl Index {
             + self.config_maps.len()
             + self.secrets.len()
             + self.grants.len()
+    }
+
+    /// When the first certificate of a usable CA object stops being valid:
+    /// the time to call [`Index::expire_ca_certificates`]. `None` when no
+    /// CA object holds a certificate.
+    pub fn next_ca_expiry(&self) -> Option<UnixTime> {
+        self.ca_data()
+            .filter_map(|data| match data {
+                CaData::Present { certificates: Ok(certificates), .. } => {
+                    certificates.iter().map(|c| c.not_after()).min()
+                }
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Checks the CA objects' certificates again at `now`. A CA bundle is
+    /// checked when its object is applied; one holding a certificate that
+    /// has expired since is now refused as if applied at `now` (its
+    /// references become `InvalidCACertificateRef` and the policies naming
+    /// it fail closed), since rustls does not check a trust anchor's
+    /// validity. Returns the objects that changed.
+    pub fn expire_ca_certificates(&mut self, now: UnixTime) -> Vec<ObjectKey> {
+        let mut expired = Vec::new();
+        let config_maps = self.config_maps.iter_mut();
+        let secrets = self.secrets.iter_mut().map(|(ns, name, secret)| (ns, name, &mut secret.ca));
+        for (namespace, name, data) in config_maps.chain(secrets) {
+            if let Some(refused) = data.at(now) {
+                *data = refused;
+                expired.push(ObjectKey::new(namespace, name));
+            }
+        }
+        for key in &expired {
+            self.refresh_dependents(key);
+        }
+        expired
+    }
+
+    /// The CA data of every ConfigMap and Secret.
+    fn ca_data(&self) -> impl Iterator<Item = &CaData> {
+        self.config_maps.values().chain(self.secrets.values().map(|secret| &secret.ca))
     }
 
     /// The keys of every policy, in `{namespace}/{name}` order, for writing
@@ -691,7 +762,7 @@ pub struct CaSource {
     pub pem: Arc<[u8]>,
     /// The certificates in them, each checked to parse and to be valid
     /// when the object was applied.
-    pub certificates: Arc<[CertificateDer<'static>]>,
+    pub certificates: Arc<[Arc<CaCertificate>]>,
 }
 
 impl sealed::Sealed for v1::BackendTlsPolicy {}
@@ -786,7 +857,8 @@ impl Indexed for ConfigMap {
         let text = self.data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(String::as_bytes);
         let binary =
             self.binary_data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(|b| b.0.as_slice());
-        index.config_maps.insert(&key, CaData::from_bytes(text.or(binary)));
+        let ca = CaData::from_bytes(text.or(binary), &mut index.ca_certificates);
+        index.config_maps.insert(&key, ca);
         index.refresh_dependents(&key);
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
@@ -810,7 +882,7 @@ impl Indexed for Secret {
             })
         };
         let secret = SecretData {
-            ca: CaData::from_bytes(value(CA_CERT_KEY)),
+            ca: CaData::from_bytes(value(CA_CERT_KEY), &mut index.ca_certificates),
             key_pair: ClientCertificate::from_pem(value("tls.crt"), value("tls.key")),
         };
         index.secrets.insert(&key, secret);

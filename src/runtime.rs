@@ -23,6 +23,7 @@
 use std::{
     fmt::Debug,
     sync::{Arc, RwLock, RwLockReadGuard},
+    time::Duration,
 };
 
 use futures_util::{Stream, StreamExt};
@@ -32,6 +33,7 @@ use kube::{
     api::{Patch, PatchParams},
     runtime::{WatchStreamExt, watcher},
 };
+use rustls::pki_types::UnixTime;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -95,6 +97,36 @@ impl SharedIndex {
                 Err(error) => {
                     tracing::warn!(%error, kind = std::any::type_name::<K>(), "watch failed; retrying")
                 }
+            }
+        }
+    }
+
+    /// Keeps CA expiry current: whenever a certificate of a CA object in
+    /// the index expires, [`Index::expire_ca_certificates`] refuses that
+    /// object (its policies fail closed and their status says why). Run it
+    /// beside the watchers; it never returns.
+    pub async fn expire_ca_certificates(&self) {
+        let mut changes = self.changes();
+        loop {
+            let now = UnixTime::now();
+            let next = self.read().next_ca_expiry();
+            if next.is_some_and(|expiry| expiry.as_secs() < now.as_secs()) {
+                self.update(|index| {
+                    let expired = index.expire_ca_certificates(now);
+                    tracing::info!(?expired, "CA certificates expired");
+                });
+                continue;
+            }
+            // Validity is in whole seconds: wake just past the last one.
+            let wait = next.map(|expiry| Duration::from_secs(expiry.as_secs() - now.as_secs() + 1));
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = async {
+                    match wait {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
     }

@@ -327,6 +327,63 @@ fn secret_ca_refs_are_supported() {
     assert_eq!(&*applied.ca_sources()[0].pem, CA_PEM.as_bytes());
 }
 
+/// rustls does not check a trust anchor's validity, so the index does:
+/// a CA that expires after it was applied is refused from then on.
+#[test]
+fn a_ca_that_expires_later_is_refused_then() {
+    let mut params = rcgen::CertificateParams::new(vec!["short-lived-ca.example".into()]).unwrap();
+    let not_after = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    params.not_after = not_after;
+    let pem = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+    let mut index = Index::default();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_ca_config_map(NS, "ca", Some(&format!("{}{pem}", *CA_PEM))));
+    index.apply(&mk_policy("expiring", 0, "svc", None, "abc.example.com"));
+    assert_eq!(resolved_refs(&index, "expiring"), (true, Reason::ResolvedRefs));
+
+    let expiry = index.next_ca_expiry().unwrap();
+    assert_eq!(expiry.as_secs(), not_after.unix_timestamp() as u64);
+    assert_eq!(index.expire_ca_certificates(expiry), [], "valid through its last second");
+    let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(expiry.as_secs() + 1));
+    assert_eq!(index.expire_ca_certificates(later), [ObjectKey::new(NS, "ca")]);
+    assert_eq!(resolved_refs(&index, "expiring"), (false, Reason::InvalidCACertificateRef));
+    let conditions = index.policy_conditions(&ObjectKey::new(NS, "expiring")).unwrap();
+    assert!(conditions.resolved_refs.message.contains("block 2: expired at"), "{conditions:?}");
+    let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
+    assert!(applied.usable().is_err());
+    assert_eq!(index.expire_ca_certificates(later), [], "once");
+    // The long-lived CA of the other object is next.
+    assert!(index.next_ca_expiry().is_none_or(|next| next > later));
+}
+
+/// trust-manager writes one bundle into every namespace: each certificate
+/// is parsed once and held once, whichever objects carry it.
+#[test]
+fn a_bundle_in_many_objects_is_held_once() {
+    let mut index = mk_index();
+    let certificates =
+        |index: &Index, namespace: &str| match index.config_maps.get(namespace, "bundle") {
+            Some(CaData::Present { certificates: Ok(certificates), .. }) => certificates.clone(),
+            other => panic!("{other:?}"),
+        };
+    index.apply(&mk_ca_config_map("a", "bundle", Some(&CA_PEM)));
+    index.apply(&mk_ca_config_map("b", "bundle", Some(&format!("# copied\n{}", *CA_PEM))));
+    let (a, b) = (certificates(&index, "a"), certificates(&index, "b"));
+    assert!(Arc::ptr_eq(&a[0], &b[0]));
+    index.apply(&Secret {
+        metadata: meta("c", "bundle"),
+        data: Some([(CA_CERT_KEY.to_owned(), ByteString(CA_PEM.as_bytes().to_vec()))].into()),
+        ..Default::default()
+    });
+    let Some(CaData::Present { certificates: Ok(c), .. }) =
+        index.secrets.get("c", "bundle").map(|s| &s.ca)
+    else {
+        panic!()
+    };
+    assert!(Arc::ptr_eq(&a[0], &c[0]));
+}
+
 #[test]
 fn san_validation_policies_are_accepted() {
     let mut index = mk_index();

@@ -1,13 +1,15 @@
 //! CA bundles: PEM text to trust-anchor certificates, every block accounted
 //! for.
 //!
-//! Each `-----BEGIN …-----` block must be a certificate that parses and is
-//! valid at the time of checking; otherwise the bundle is refused with the
-//! block's number and the reason. Nothing is skipped silently: a private key
+//! Each `-----BEGIN …-----` block must be a certificate that x509-parser
+//! parses, that rustls (webpki) accepts as a trust anchor, and that is valid
+//! at the time of checking; otherwise the bundle is refused with the block's
+//! number and the reason. Nothing is skipped silently: a private key
 //! pasted into `ca.crt`, a truncated block, or an expired CA makes the
 //! bundle (and so the policy) unusable, and the status message says which
 //! block of which reference is wrong. Text between blocks is allowed
-//! (RFC 7468 explanatory text). Duplicate certificates are harmless and
+//! (RFC 7468 explanatory text); a BEGIN or END line must start its line, so
+//! that this reader and OpenSSL's, Go's or rustls' see the same blocks. Duplicate certificates are harmless and
 //! kept. A certificate that is not a CA (a self-signed backend certificate,
 //! say) is accepted as a trust anchor: it pins that certificate's key, which
 //! is what such a bundle asks for.
@@ -16,14 +18,21 @@
 //! blocks per bundle; past either the bundle is refused, unparsed, so the
 //! work per object stays linear and small.
 
-use std::fmt;
-
-use x509_parser::{certificate::X509CertificateParser, nom::Parser};
-
-use rustls::pki_types::{
-    CertificateDer, UnixTime,
-    pem::{self, PemObject, SectionKind},
+use std::{
+    borrow::Borrow,
+    collections::HashSet,
+    fmt,
+    hash::{Hash, Hasher},
+    sync::Arc,
 };
+
+use rustls::{
+    RootCertStore,
+    pki_types::{CertificateDer, TrustAnchor, UnixTime},
+};
+use x509_parser::{certificate::X509CertificateParser, nom::Parser, time::ASN1Time};
+
+use super::pem;
 
 /// Why one block of a CA bundle cannot be a trust anchor.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -35,12 +44,16 @@ pub enum BlockProblem {
     /// A PEM block of another type, such as a private key.
     #[error("a {0} block, not a CERTIFICATE")]
     NotACertificate(String),
-    /// A block whose label this crate does not know.
+    /// A block whose label is not printable text.
     #[error("a PEM block of an unknown type, not a CERTIFICATE")]
     UnknownLabel,
     /// A CERTIFICATE block whose content is not an X.509 certificate.
     #[error("not a valid X.509 certificate: {0}")]
     Unparsable(String),
+    /// A certificate that rustls cannot use as a trust anchor, such as one
+    /// with a critical extension it does not know.
+    #[error("not usable as a trust anchor: {0}")]
+    NotAnAnchor(String),
     /// The certificate's validity ended.
     #[error("expired at {0}")]
     Expired(String),
@@ -93,54 +106,134 @@ pub enum BundleError {
     Blocks(Vec<BlockError>),
 }
 
-/// The certificates of a PEM CA bundle, each checked to parse and to be
-/// valid at `now`.
+/// A CA certificate that x509-parser parsed and rustls accepts as a trust
+/// anchor, with its validity period.
+#[derive(Clone, Debug)]
+pub struct CaCertificate {
+    der: CertificateDer<'static>,
+    anchor: TrustAnchor<'static>,
+    not_before: ASN1Time,
+    not_after: ASN1Time,
+}
+
+impl CaCertificate {
+    /// Parses one DER certificate.
+    ///
+    /// # Errors
+    ///
+    /// [`BlockProblem::Unparsable`] or [`BlockProblem::NotAnAnchor`].
+    pub fn from_der(der: Vec<u8>) -> Result<Self, BlockProblem> {
+        // Extensions are checked for structure, not decoded: nothing here
+        // reads them, and decoding them is most of the parse.
+        let (rest, certificate) = X509CertificateParser::new()
+            .with_deep_parse_extensions(false)
+            .parse(&der)
+            .map_err(|e| BlockProblem::Unparsable(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(BlockProblem::Unparsable(format!(
+                "{} bytes after the certificate",
+                rest.len()
+            )));
+        }
+        let validity = certificate.validity();
+        let (not_before, not_after) = (validity.not_before, validity.not_after);
+        // webpki's own reading, the one verification uses.
+        let mut store = RootCertStore::empty();
+        store.add(CertificateDer::from(der.as_slice())).map_err(|error| {
+            BlockProblem::NotAnAnchor(match error {
+                rustls::Error::InvalidCertificate(reason) => DebugLower(&reason).to_string(),
+                other => other.to_string(),
+            })
+        })?;
+        let anchor = store.roots.pop().expect("an anchor was added");
+        Ok(Self { der: der.into(), anchor, not_before, not_after })
+    }
+
+    /// The certificate as it was in the bundle.
+    pub fn der(&self) -> &CertificateDer<'static> {
+        &self.der
+    }
+
+    /// The certificate as rustls trusts it.
+    pub fn trust_anchor(&self) -> &TrustAnchor<'static> {
+        &self.anchor
+    }
+
+    /// The end of the certificate's validity.
+    pub fn not_after(&self) -> UnixTime {
+        unix_time(self.not_after)
+    }
+
+    /// Whether the certificate is valid at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`BlockProblem::Expired`] or [`BlockProblem::NotYetValid`].
+    pub fn check_validity(&self, now: UnixTime) -> Result<(), BlockProblem> {
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if now > self.not_after.timestamp() {
+            return Err(BlockProblem::Expired(self.not_after.to_string()));
+        }
+        if now < self.not_before.timestamp() {
+            return Err(BlockProblem::NotYetValid(self.not_before.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Certificates are the same when their encodings are.
+impl PartialEq for CaCertificate {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der
+    }
+}
+
+impl Eq for CaCertificate {}
+
+fn unix_time(time: ASN1Time) -> UnixTime {
+    let seconds = u64::try_from(time.timestamp()).unwrap_or(0);
+    UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds))
+}
+
+/// The certificates of a PEM CA bundle, each checked to parse, to be usable
+/// as a trust anchor and to be valid at `now`.
 ///
 /// # Errors
 ///
 /// [`BundleError`] listing every block that is not a valid certificate, or
 /// saying that there is none.
-pub fn parse_bundle(
+pub fn parse_bundle(pem: &[u8], now: UnixTime) -> Result<Vec<Arc<CaCertificate>>, BundleError> {
+    parse_bundle_with(pem, now, |der| CaCertificate::from_der(der).map(Arc::new))
+}
+
+/// [`parse_bundle`], with `certificate` making each certificate from its
+/// DER (the index looks it up among those it holds first).
+pub(crate) fn parse_bundle_with(
     pem: &[u8],
     now: UnixTime,
-) -> Result<Vec<CertificateDer<'static>>, BundleError> {
+    mut certificate: impl FnMut(Vec<u8>) -> Result<Arc<CaCertificate>, BlockProblem>,
+) -> Result<Vec<Arc<CaCertificate>>, BundleError> {
     if pem.len() > MAX_BUNDLE_BYTES {
         return Err(BundleError::TooLarge { bytes: pem.len(), max: MAX_BUNDLE_BYTES });
     }
     let mut certificates = Vec::new();
     let mut errors = Vec::new();
-    let mut sections = 0;
-    for (i, section) in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem).enumerate() {
+    for (i, read) in pem::blocks(pem).enumerate() {
         let block = i + 1;
         if block > MAX_BUNDLE_CERTIFICATES {
             return Err(BundleError::TooManyBlocks { max: MAX_BUNDLE_CERTIFICATES });
         }
-        sections = block;
-        let problem = match section {
-            Err(error) => {
-                // The reader cannot resynchronise after broken framing.
-                errors.push(BlockError { block, problem: BlockProblem::Pem(pem_error(&error)) });
-                break;
+        let checked = match read {
+            Err(error) => Err(BlockProblem::Pem(error.to_string())),
+            Ok((b"CERTIFICATE", der)) => {
+                certificate(der).and_then(|c| c.check_validity(now).map(|()| c))
             }
-            Ok((SectionKind::Certificate, der)) => match check_certificate(&der, now) {
-                Ok(()) => {
-                    certificates.push(CertificateDer::from(der));
-                    continue;
-                }
-                Err(problem) => problem,
-            },
-            Ok((kind, _)) => BlockProblem::NotACertificate(label(kind)),
+            Ok((label, _)) => Err(not_a_certificate(label)),
         };
-        errors.push(BlockError { block, problem });
-    }
-    // Blocks with labels the PEM reader does not know are skipped by it;
-    // count the BEGIN lines to catch them.
-    let begins = pem
-        .split(|b| *b == b'\n')
-        .filter(|line| line.trim_ascii_start().starts_with(b"-----BEGIN "))
-        .count();
-    if errors.is_empty() && begins > sections {
-        errors.push(BlockError { block: sections + 1, problem: BlockProblem::UnknownLabel });
+        match checked {
+            Ok(certificate) => certificates.push(certificate),
+            Err(problem) => errors.push(BlockError { block, problem }),
+        }
     }
     match (errors.is_empty(), certificates.is_empty()) {
         (false, _) => Err(BundleError::Blocks(errors)),
@@ -149,49 +242,78 @@ pub fn parse_bundle(
     }
 }
 
-fn check_certificate(der: &[u8], now: UnixTime) -> Result<(), BlockProblem> {
-    // Extensions are checked for structure, not decoded: nothing here reads
-    // them, and decoding them is most of the parse.
-    let (rest, certificate) = X509CertificateParser::new()
-        .with_deep_parse_extensions(false)
-        .parse(der)
-        .map_err(|e| BlockProblem::Unparsable(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(BlockProblem::Unparsable(format!(
-            "{} bytes after the certificate",
-            rest.len()
-        )));
-    }
-    let validity = certificate.validity();
-    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    if now > validity.not_after.timestamp() {
-        return Err(BlockProblem::Expired(validity.not_after.to_string()));
-    }
-    if now < validity.not_before.timestamp() {
-        return Err(BlockProblem::NotYetValid(validity.not_before.to_string()));
-    }
-    Ok(())
+/// The CA certificates an index holds, by content: a bundle that many
+/// objects share (trust-manager copies one into every namespace), or that a
+/// rotation leaves mostly as it was, is parsed once per certificate and
+/// held once in memory.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CertificatePool {
+    certificates: HashSet<Pooled, foldhash::quality::RandomState>,
+    /// The size at which certificates that only the pool holds are dropped.
+    prune_at: usize,
 }
 
-fn label(kind: SectionKind) -> String {
-    match kind {
-        SectionKind::PublicKey => "PUBLIC KEY",
-        SectionKind::RsaPrivateKey => "RSA PRIVATE KEY",
-        SectionKind::PrivateKey => "PRIVATE KEY",
-        SectionKind::EcPrivateKey => "EC PRIVATE KEY",
-        SectionKind::Crl => "X509 CRL",
-        SectionKind::Csr => "CERTIFICATE REQUEST",
-        _ => "non-certificate",
+impl CertificatePool {
+    /// The pool stays within twice what objects hold, plus this.
+    const SLACK: usize = 256;
+
+    /// The pooled certificate with this encoding, else a newly parsed one.
+    pub(crate) fn get_or_parse(
+        &mut self,
+        der: Vec<u8>,
+    ) -> Result<Arc<CaCertificate>, BlockProblem> {
+        if let Some(Pooled(certificate)) = self.certificates.get(der.as_slice()) {
+            return Ok(certificate.clone());
+        }
+        let certificate = Arc::new(CaCertificate::from_der(der)?);
+        if self.certificates.len() >= self.prune_at {
+            self.certificates.retain(|Pooled(c)| Arc::strong_count(c) > 1);
+            self.prune_at = 2 * self.certificates.len() + Self::SLACK;
+        }
+        self.certificates.insert(Pooled(certificate.clone()));
+        Ok(certificate)
     }
-    .to_owned()
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.certificates.len()
+    }
 }
 
-fn pem_error(error: &pem::Error) -> String {
-    match error {
-        pem::Error::MissingSectionEnd { .. } => "a block has no END line".to_owned(),
-        pem::Error::IllegalSectionStart { .. } => "a BEGIN line is malformed".to_owned(),
-        pem::Error::Base64Decode(detail) => format!("bad base64 ({detail})"),
-        other => DebugLower(other).to_string(),
+/// A pooled certificate, found by its encoding.
+#[derive(Clone, Debug)]
+struct Pooled(Arc<CaCertificate>);
+
+impl Borrow<[u8]> for Pooled {
+    fn borrow(&self) -> &[u8] {
+        &self.0.der
+    }
+}
+
+impl Hash for Pooled {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        <[u8]>::hash(&self.0.der, state);
+    }
+}
+
+impl PartialEq for Pooled {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.der == other.0.der
+    }
+}
+
+impl Eq for Pooled {}
+
+/// The problem of a block labelled other than `CERTIFICATE`; the label is
+/// repeated only when it is short printable text.
+fn not_a_certificate(label: &[u8]) -> BlockProblem {
+    match std::str::from_utf8(label) {
+        Ok(label)
+            if label.len() <= 64 && label.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
+        {
+            BlockProblem::NotACertificate(label.to_owned())
+        }
+        _ => BlockProblem::UnknownLabel,
     }
 }
 
@@ -228,7 +350,10 @@ mod tests {
         let unknown = "-----BEGIN SOMETHING ELSE-----\nAAAA\n-----END SOMETHING ELSE-----\n";
         assert_eq!(
             problems(&format!("{cert}{unknown}")),
-            BundleError::Blocks(vec![BlockError { block: 2, problem: BlockProblem::UnknownLabel }])
+            BundleError::Blocks(vec![BlockError {
+                block: 2,
+                problem: BlockProblem::NotACertificate("SOMETHING ELSE".into())
+            }])
         );
         assert_eq!(problems(""), BundleError::NoCertificates);
         assert_eq!(problems("just text\n"), BundleError::NoCertificates);
@@ -271,5 +396,45 @@ mod tests {
             panic!()
         };
         assert!(matches!(errors[0].problem, BlockProblem::NotYetValid(_)));
+    }
+
+    /// x509-parser reads extensions for structure only; webpki decodes
+    /// the ones it knows, and its verdict is the one that counts.
+    #[test]
+    fn a_certificate_webpki_refuses_is_named() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["ca.example".into()]).unwrap();
+        // basicConstraints whose value is not a SEQUENCE.
+        params.custom_extensions =
+            vec![rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![4, 1, 0])];
+        let pem = params.self_signed(&key).unwrap().pem();
+        assert_eq!(
+            problems(&pem),
+            BundleError::Blocks(vec![BlockError {
+                block: 1,
+                problem: BlockProblem::NotAnAnchor("badencoding".into())
+            }])
+        );
+    }
+
+    /// The same encoding gives the same certificate; what no object holds
+    /// any more is dropped, so the pool stays bounded.
+    #[test]
+    fn the_pool_shares_and_forgets() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = |serial: u64| {
+            let mut params = rcgen::CertificateParams::new(vec!["ca.example".into()]).unwrap();
+            params.serial_number = Some(serial.into());
+            params.self_signed(&key).unwrap().der().to_vec()
+        };
+        let mut pool = CertificatePool::default();
+        let first = der(0); // ECDSA signatures differ each time
+        let held = pool.get_or_parse(first.clone()).unwrap();
+        assert!(Arc::ptr_eq(&held, &pool.get_or_parse(first.clone()).unwrap()));
+        for serial in 1..=3 * CertificatePool::SLACK as u64 {
+            drop(pool.get_or_parse(der(serial)).unwrap());
+        }
+        assert!(pool.len() <= 2 + CertificatePool::SLACK, "{}", pool.len());
+        assert!(Arc::ptr_eq(&held, &pool.get_or_parse(first).unwrap()), "a held one stays");
     }
 }

@@ -19,6 +19,7 @@
 pub mod ca;
 mod client_cert;
 pub mod options;
+mod pem;
 mod verify;
 
 use std::sync::Arc;
@@ -294,20 +295,15 @@ pub(crate) fn trust_roots(
             Err(PolicyProblem::UnsupportedWellKnown(name.to_string()))
         }
         TrustAnchors::CaCertificateRefs(_) => {
-            let mut roots = RootCertStore::empty();
-            for source in sources {
-                for certificate in source.certificates.iter() {
-                    // x509-parser accepted it; webpki may still refuse it as
-                    // an anchor (unsupported key type, for one).
-                    roots
-                        .add(certificate.clone())
-                        .map_err(|_| PolicyProblem::NoValidCACertificate)?;
-                }
-            }
+            let roots: Vec<_> = sources
+                .iter()
+                .flat_map(|source| source.certificates.iter())
+                .map(|certificate| certificate.trust_anchor().clone())
+                .collect();
             if roots.is_empty() {
                 Err(PolicyProblem::NoValidCACertificate)
             } else {
-                Ok(Arc::new(roots))
+                Ok(Arc::new(RootCertStore { roots }))
             }
         }
     }

@@ -9,7 +9,7 @@ use backend_tls_policy::{
 };
 use proptest::prelude::*;
 use regex::Regex;
-use rustls::pki_types::UnixTime;
+use rustls::pki_types::{CertificateDer, UnixTime, pem::PemObject};
 use serde_json::Value;
 
 /// The `pattern` of a property under `spec`, from the generated v1 schema,
@@ -103,4 +103,50 @@ proptest! {
             }
         }
     }
+
+    /// Real certificates laid out as tools write them (explanatory text,
+    /// CRLF, other line lengths, blank lines): the bundle reader sees the
+    /// same certificates, in order, as rustls' own PEM reader.
+    #[test]
+    fn ca_bundles_read_as_rustls_reads_them(
+        layout in prop::collection::vec((0usize..3, "[a-z #:]{0,20}", any::<bool>(), 1usize..=76), 1..5),
+    ) {
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_800_000_000));
+        let mut bundle = String::new();
+        for (i, (which, text, crlf, width)) in layout.iter().enumerate() {
+            let eol = if *crlf { "\r\n" } else { "\n" };
+            if i % 2 == 1 {
+                bundle.push_str(&format!("{text}{eol}"));
+            }
+            bundle.push_str(&relaid(&CERTIFICATES[*which], *width, eol));
+        }
+        let ours: Vec<Vec<u8>> = parse_bundle(bundle.as_bytes(), now)
+            .unwrap()
+            .iter()
+            .map(|c| c.der().to_vec())
+            .collect();
+        let theirs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(bundle.as_bytes())
+            .map(|c| c.unwrap().to_vec())
+            .collect();
+        prop_assert_eq!(ours, theirs);
+    }
+}
+
+static CERTIFICATES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (0..3)
+        .map(|i| {
+            rcgen::generate_simple_self_signed(vec![format!("ca-{i}.example")]).unwrap().cert.pem()
+        })
+        .collect()
+});
+
+/// A PEM certificate with its base64 in lines of `width` and `eol` endings.
+fn relaid(pem: &str, width: usize, eol: &str) -> String {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let lines: Vec<&str> =
+        body.as_bytes().chunks(width).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----{eol}{}{eol}-----END CERTIFICATE-----{eol}",
+        lines.join(eol)
+    )
 }

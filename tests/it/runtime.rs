@@ -155,3 +155,45 @@ async fn status_follows_the_cluster() {
     watches.iter().for_each(tokio::task::JoinHandle::abort);
     let _ = policies.delete("conflicted-2", &DeleteParams::default()).await;
 }
+
+/// A CA that expires while the controller runs is refused at that moment,
+/// without any object changing: rustls would keep trusting it.
+#[tokio::test]
+async fn a_ca_expiring_while_running_is_refused() {
+    let mut params = rcgen::CertificateParams::new(vec!["short-lived-ca.example".into()]).unwrap();
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let ca = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+    let index = SharedIndex::default();
+    index.update(|index| {
+        index.apply(
+            &serde_json::from_value::<Service>(json!({
+                "metadata": {"namespace": "shop", "name": "svc"},
+                "spec": {"ports": [{"name": "https", "port": 443}]},
+            }))
+            .unwrap(),
+        );
+        index.apply(
+            &serde_json::from_value::<ConfigMap>(json!({
+                "metadata": {"namespace": "shop", "name": "ca"}, "data": {"ca.crt": ca},
+            }))
+            .unwrap(),
+        );
+        index.apply(&policy("shop", "p", "abc.example.com"));
+    });
+    let backend =
+        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443);
+    let usable = |i: &Index| match i.resolve(&backend).outcome() {
+        Outcome::Policy(applied) => applied.usable().is_ok(),
+        other => panic!("{other:?}"),
+    };
+    assert!(usable(&index.read()));
+    let expiry = tokio::spawn({
+        let index = index.clone();
+        async move { index.expire_ca_certificates().await }
+    });
+    until(&index, "the CA to expire", |i| !usable(i)).await;
+    let conditions = index.read().policy_conditions(&ObjectKey::new("shop", "p")).unwrap();
+    assert_eq!(conditions.resolved_refs.reason.as_str(), "InvalidCACertificateRef");
+    assert!(conditions.resolved_refs.message.contains("expired at"), "{conditions:?}");
+    expiry.abort();
+}
