@@ -94,7 +94,7 @@ async fn main() -> ExitCode {
         // Refuses CA objects as their certificates expire.
         tokio::spawn({
             let index = index.clone();
-            async move { index.expire_ca_certificates().await }
+            async move { index.track_ca_validity().await }
         }),
     ];
     let core_api = Api::<Service>::all(client.clone()).list(&ListParams::default().limit(1)).await;

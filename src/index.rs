@@ -33,6 +33,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     fmt,
     sync::Arc,
+    time::Duration,
 };
 
 use k8s_openapi::{
@@ -50,7 +51,7 @@ use crate::{
     status::RefProblem,
     tls::{
         ClientCertificate,
-        ca::{self, BlockError, BundleError, CaCertificate, CertificatePool},
+        ca::{self, BundleError, CaCertificate, CertificatePool},
     },
 };
 
@@ -330,7 +331,14 @@ impl std::ops::Deref for PolicyEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum CaData {
     /// The key is there with this (non-empty) content.
-    Present { pem: Arc<[u8]>, certificates: Result<Arc<[Arc<CaCertificate>]>, BundleError> },
+    Present {
+        pem: Arc<[u8]>,
+        certificates: Result<Arc<[Arc<CaCertificate>]>, BundleError>,
+        /// When the verdict changes with time alone: past the end of the
+        /// first certificate to expire, or, for a bundle refused with a
+        /// certificate not yet valid, the start of the first such one.
+        recheck_at: Option<UnixTime>,
+    },
     /// The object has no such key.
     Missing,
     /// The key is there but empty.
@@ -338,37 +346,39 @@ enum CaData {
 }
 
 impl CaData {
-    fn from_bytes(bytes: Option<&[u8]>, pool: &mut CertificatePool) -> Self {
-        match bytes {
-            None => Self::Missing,
-            Some(b) if b.iter().all(u8::is_ascii_whitespace) => Self::Empty,
-            Some(b) => Self::Present {
-                pem: b.into(),
-                certificates: ca::parse_bundle_with(b, UnixTime::now(), |der| {
-                    pool.get_or_parse(der)
+    /// The data of `ca.crt` as it stands at `now`.
+    fn from_bytes(bytes: Option<&[u8]>, pool: &mut CertificatePool, now: UnixTime) -> Self {
+        let pem = match bytes {
+            None => return Self::Missing,
+            Some(b) if b.iter().all(u8::is_ascii_whitespace) => return Self::Empty,
+            Some(b) => b,
+        };
+        let mut valid_from = None::<UnixTime>;
+        let certificates = ca::parse_bundle_with(pem, now, |der| {
+            let certificate = pool.get_or_parse(der)?;
+            let not_before = certificate.not_before();
+            if not_before > now && valid_from.is_none_or(|t| not_before < t) {
+                valid_from = Some(not_before);
+            }
+            Ok(certificate)
+        });
+        let recheck_at = match &certificates {
+            Ok(certificates) => certificates
+                .iter()
+                .map(|c| {
+                    UnixTime::since_unix_epoch(Duration::from_secs(c.not_after().as_secs() + 1))
                 })
-                .map(Into::into),
-            },
-        }
+                .min(),
+            Err(_) => valid_from,
+        };
+        Self::Present { pem: pem.into(), certificates: certificates.map(Into::into), recheck_at }
     }
 
-    /// This data as it stands at `now`, when that differs: certificates
-    /// valid when the object was applied may have expired since.
-    fn at(&self, now: UnixTime) -> Option<Self> {
-        let Self::Present { pem, certificates: Ok(certificates) } = self else { return None };
-        // Every block of a usable bundle is a certificate: position is block.
-        let errors: Vec<_> = certificates
-            .iter()
-            .enumerate()
-            .filter_map(|(i, certificate)| {
-                let problem = certificate.check_validity(now).err()?;
-                Some(BlockError { block: i + 1, problem })
-            })
-            .collect();
-        (!errors.is_empty()).then(|| Self::Present {
-            pem: pem.clone(),
-            certificates: Err(BundleError::Blocks(errors)),
-        })
+    fn recheck_at(&self) -> Option<UnixTime> {
+        match self {
+            Self::Present { recheck_at, .. } => *recheck_at,
+            Self::Missing | Self::Empty => None,
+        }
     }
 }
 
@@ -509,40 +519,38 @@ impl Index {
             + self.grants.len()
     }
 
-    /// When the first certificate of a usable CA object stops being valid:
-    /// the time to call [`Index::expire_ca_certificates`]. `None` when no
-    /// CA object holds a certificate.
-    pub fn next_ca_expiry(&self) -> Option<UnixTime> {
-        self.ca_data()
-            .filter_map(|data| match data {
-                CaData::Present { certificates: Ok(certificates), .. } => {
-                    certificates.iter().map(|c| c.not_after()).min()
-                }
-                _ => None,
-            })
-            .min()
+    /// When a CA object's verdict next changes with time alone (a
+    /// certificate expires, or one not yet valid begins): the time to call
+    /// [`Index::recheck_ca_validity`]. `None` when nothing is pending.
+    pub fn next_ca_validity_change(&self) -> Option<UnixTime> {
+        self.ca_data().filter_map(CaData::recheck_at).min()
     }
 
-    /// Checks the CA objects' certificates again at `now`. A CA bundle is
-    /// checked when its object is applied; one holding a certificate that
-    /// has expired since is now refused as if applied at `now` (its
-    /// references become `InvalidCACertificateRef` and the policies naming
-    /// it fail closed), since rustls does not check a trust anchor's
-    /// validity. Returns the objects that changed.
-    pub fn expire_ca_certificates(&mut self, now: UnixTime) -> Vec<ObjectKey> {
-        let mut expired = Vec::new();
-        let config_maps = self.config_maps.iter_mut();
-        let secrets = self.secrets.iter_mut().map(|(ns, name, secret)| (ns, name, &mut secret.ca));
-        for (namespace, name, data) in config_maps.chain(secrets) {
-            if let Some(refused) = data.at(now) {
-                *data = refused;
-                expired.push(ObjectKey::new(namespace, name));
+    /// Checks the CA objects' certificates again at `now`. A bundle is
+    /// checked when its object is applied; rustls does not check a trust
+    /// anchor's validity, so without this a CA that expires later would be
+    /// trusted until its object changes. A bundle with a certificate that
+    /// has expired since is now refused (its references become
+    /// `InvalidCACertificateRef`, and configurations built from then on
+    /// fail closed); one refused for a certificate not yet valid is read
+    /// again. Returns the objects whose verdict changed.
+    pub fn recheck_ca_validity(&mut self, now: UnixTime) -> Vec<ObjectKey> {
+        let Self { config_maps, secrets, ca_certificates, .. } = self;
+        let secrets = secrets.iter_mut().map(|(ns, name, secret)| (ns, name, &mut secret.ca));
+        let mut changed = Vec::new();
+        for (namespace, name, data) in config_maps.iter_mut().chain(secrets) {
+            let CaData::Present { pem, recheck_at: Some(at), .. } = data else { continue };
+            if *at > now {
+                continue;
             }
+            let pem = pem.clone();
+            *data = CaData::from_bytes(Some(&pem), ca_certificates, now);
+            changed.push(ObjectKey::new(namespace, name));
         }
-        for key in &expired {
+        for key in &changed {
             self.refresh_dependents(key);
         }
-        expired
+        changed
     }
 
     /// The CA data of every ConfigMap and Secret.
@@ -745,7 +753,7 @@ impl Index {
                         error: error.clone(),
                     })
                 }
-                Some(CaData::Present { pem, certificates: Ok(certificates) }) => sources
+                Some(CaData::Present { pem, certificates: Ok(certificates), .. }) => sources
                     .push(CaSource { index, pem: pem.clone(), certificates: certificates.clone() }),
             }
         }
@@ -857,7 +865,7 @@ impl Indexed for ConfigMap {
         let text = self.data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(String::as_bytes);
         let binary =
             self.binary_data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(|b| b.0.as_slice());
-        let ca = CaData::from_bytes(text.or(binary), &mut index.ca_certificates);
+        let ca = CaData::from_bytes(text.or(binary), &mut index.ca_certificates, UnixTime::now());
         index.config_maps.insert(&key, ca);
         index.refresh_dependents(&key);
     }
@@ -882,7 +890,7 @@ impl Indexed for Secret {
             })
         };
         let secret = SecretData {
-            ca: CaData::from_bytes(value(CA_CERT_KEY), &mut index.ca_certificates),
+            ca: CaData::from_bytes(value(CA_CERT_KEY), &mut index.ca_certificates, UnixTime::now()),
             key_pair: ClientCertificate::from_pem(value("tls.crt"), value("tls.key")),
         };
         index.secrets.insert(&key, secret);

@@ -101,24 +101,24 @@ impl SharedIndex {
         }
     }
 
-    /// Keeps CA expiry current: whenever a certificate of a CA object in
-    /// the index expires, [`Index::expire_ca_certificates`] refuses that
-    /// object (its policies fail closed and their status says why). Run it
-    /// beside the watchers; it never returns.
-    pub async fn expire_ca_certificates(&self) {
+    /// Keeps the CA objects' verdicts current as time passes: whenever a
+    /// certificate expires or one not yet valid begins, runs
+    /// [`Index::recheck_ca_validity`] (policies naming an expired CA fail
+    /// closed from then on, and their status says why). Run it beside the
+    /// watchers; it never returns.
+    pub async fn track_ca_validity(&self) {
         let mut changes = self.changes();
         loop {
             let now = UnixTime::now();
-            let next = self.read().next_ca_expiry();
-            if next.is_some_and(|expiry| expiry.as_secs() < now.as_secs()) {
+            let next = self.read().next_ca_validity_change();
+            if next.is_some_and(|at| at <= now) {
                 self.update(|index| {
-                    let expired = index.expire_ca_certificates(now);
-                    tracing::info!(?expired, "CA certificates expired");
+                    let changed = index.recheck_ca_validity(now);
+                    tracing::info!(?changed, "CA certificate validity changed");
                 });
                 continue;
             }
-            // Validity is in whole seconds: wake just past the last one.
-            let wait = next.map(|expiry| Duration::from_secs(expiry.as_secs() - now.as_secs() + 1));
+            let wait = next.map(|at| Duration::from_secs(at.as_secs() - now.as_secs()));
             tokio::select! {
                 _ = changes.changed() => {}
                 () = async {

@@ -327,34 +327,69 @@ fn secret_ca_refs_are_supported() {
     assert_eq!(&*applied.ca_sources()[0].pem, CA_PEM.as_bytes());
 }
 
+fn secs(seconds: u64) -> UnixTime {
+    UnixTime::since_unix_epoch(Duration::from_secs(seconds))
+}
+
+/// A CA certificate valid over `[not_before, not_after]`, as PEM.
+fn ca_valid(not_before: time::OffsetDateTime, not_after: time::OffsetDateTime) -> String {
+    let mut params = rcgen::CertificateParams::new(vec!["timed-ca.example".into()]).unwrap();
+    (params.not_before, params.not_after) = (not_before, not_after);
+    params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
+}
+
 /// rustls does not check a trust anchor's validity, so the index does:
 /// a CA that expires after it was applied is refused from then on.
 #[test]
 fn a_ca_that_expires_later_is_refused_then() {
-    let mut params = rcgen::CertificateParams::new(vec!["short-lived-ca.example".into()]).unwrap();
-    let not_after = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-    params.not_after = not_after;
-    let pem = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+    let now = time::OffsetDateTime::now_utc();
+    let not_after = now + time::Duration::hours(1);
     let mut index = Index::default();
     index.apply(&mk_service(NS, "svc", &[("https", 443)]));
-    index.apply(&mk_ca_config_map(NS, "ca", Some(&format!("{}{pem}", *CA_PEM))));
+    let pem = format!("{}{}", *CA_PEM, ca_valid(now - time::Duration::hours(1), not_after));
+    index.apply(&mk_ca_config_map(NS, "ca", Some(&pem)));
     index.apply(&mk_policy("expiring", 0, "svc", None, "abc.example.com"));
     assert_eq!(resolved_refs(&index, "expiring"), (true, Reason::ResolvedRefs));
 
-    let expiry = index.next_ca_expiry().unwrap();
-    assert_eq!(expiry.as_secs(), not_after.unix_timestamp() as u64);
-    assert_eq!(index.expire_ca_certificates(expiry), [], "valid through its last second");
-    let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(expiry.as_secs() + 1));
-    assert_eq!(index.expire_ca_certificates(later), [ObjectKey::new(NS, "ca")]);
+    // Valid through its last second; refused from the next one.
+    let last = not_after.unix_timestamp() as u64;
+    assert_eq!(index.next_ca_validity_change(), Some(secs(last + 1)));
+    assert_eq!(index.recheck_ca_validity(secs(last)), []);
+    assert_eq!(index.recheck_ca_validity(secs(last + 1)), [ObjectKey::new(NS, "ca")]);
     assert_eq!(resolved_refs(&index, "expiring"), (false, Reason::InvalidCACertificateRef));
     let conditions = index.policy_conditions(&ObjectKey::new(NS, "expiring")).unwrap();
     assert!(conditions.resolved_refs.message.contains("block 2: expired at"), "{conditions:?}");
     let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
     let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
     assert!(applied.usable().is_err());
-    assert_eq!(index.expire_ca_certificates(later), [], "once");
-    // The long-lived CA of the other object is next.
-    assert!(index.next_ca_expiry().is_none_or(|next| next > later));
+    assert_eq!(index.next_ca_validity_change(), None, "nothing else will change");
+    assert_eq!(index.recheck_ca_validity(secs(last + 2)), []);
+}
+
+/// A CA refused as not yet valid (a clock behind the issuer's) is taken
+/// once it is, without its object changing.
+#[test]
+fn a_ca_not_yet_valid_is_taken_once_it_is() {
+    let now = time::OffsetDateTime::now_utc();
+    let not_before = now + time::Duration::hours(1);
+    let mut index = Index::default();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let pem = ca_valid(not_before, now + time::Duration::days(1));
+    index.apply(&mk_ca_config_map(NS, "ca", Some(&pem)));
+    index.apply(&mk_policy("early", 0, "svc", None, "abc.example.com"));
+    assert_eq!(resolved_refs(&index, "early"), (false, Reason::InvalidCACertificateRef));
+
+    let start = not_before.unix_timestamp() as u64;
+    assert_eq!(index.next_ca_validity_change(), Some(secs(start)));
+    assert_eq!(index.recheck_ca_validity(secs(start - 1)), []);
+    assert_eq!(index.recheck_ca_validity(secs(start)), [ObjectKey::new(NS, "ca")]);
+    assert_eq!(resolved_refs(&index, "early"), (true, Reason::ResolvedRefs));
+    let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
+    assert!(applied.usable().is_ok());
+    // Next: its expiry.
+    let end = (now + time::Duration::days(1)).unix_timestamp() as u64;
+    assert_eq!(index.next_ca_validity_change(), Some(secs(end + 1)));
 }
 
 /// trust-manager writes one bundle into every namespace: each certificate

@@ -4,18 +4,22 @@
 //! Each `-----BEGIN …-----` block must be a certificate that x509-parser
 //! parses, that rustls (webpki) accepts as a trust anchor, and that is valid
 //! at the time of checking; otherwise the bundle is refused with the block's
-//! number and the reason. Nothing is skipped silently: a private key
-//! pasted into `ca.crt`, a truncated block, or an expired CA makes the
-//! bundle (and so the policy) unusable, and the status message says which
-//! block of which reference is wrong. Text between blocks is allowed
-//! (RFC 7468 explanatory text); a BEGIN or END line must start its line, so
-//! that this reader and OpenSSL's, Go's or rustls' see the same blocks. Duplicate certificates are harmless and
-//! kept. A certificate that is not a CA (a self-signed backend certificate,
-//! say) is accepted as a trust anchor: it pins that certificate's key, which
-//! is what such a bundle asks for.
+//! number and the reason. Nothing is skipped silently: a private key pasted
+//! into `ca.crt`, a truncated block, or an expired CA makes the bundle (and
+//! so the policy) unusable, and the status message says which block of
+//! which reference is wrong.
+//!
+//! Text between blocks is allowed (RFC 7468 explanatory text). Where PEM
+//! readers disagree — a BEGIN or END line not at the start of its line, a
+//! line ended by CR alone, padding inside the base64 — the bundle is
+//! refused, so that this reader and OpenSSL's, Go's or rustls' never see
+//! different certificates. Duplicate certificates are harmless and kept. A
+//! certificate that is not a CA (a self-signed backend certificate, say) is
+//! accepted as a trust anchor: it pins that certificate's key, which is what
+//! such a bundle asks for.
 //!
 //! Bounds: at most [`MAX_BUNDLE_BYTES`] bytes and [`MAX_BUNDLE_CERTIFICATES`]
-//! blocks per bundle; past either the bundle is refused, unparsed, so the
+//! blocks per bundle; past either the bundle is refused unparsed, so the
 //! work per object stays linear and small.
 
 use std::{
@@ -27,7 +31,7 @@ use std::{
 };
 
 use rustls::{
-    RootCertStore,
+    CertificateError, RootCertStore,
     pki_types::{CertificateDer, TrustAnchor, UnixTime},
 };
 use x509_parser::{certificate::X509CertificateParser, nom::Parser, time::ASN1Time};
@@ -44,7 +48,7 @@ pub enum BlockProblem {
     /// A PEM block of another type, such as a private key.
     #[error("a {0} block, not a CERTIFICATE")]
     NotACertificate(String),
-    /// A block whose label is not printable text.
+    /// A block whose label is empty, or too long to repeat.
     #[error("a PEM block of an unknown type, not a CERTIFICATE")]
     UnknownLabel,
     /// A CERTIFICATE block whose content is not an X.509 certificate.
@@ -141,6 +145,9 @@ impl CaCertificate {
         let mut store = RootCertStore::empty();
         store.add(CertificateDer::from(der.as_slice())).map_err(|error| {
             BlockProblem::NotAnAnchor(match error {
+                rustls::Error::InvalidCertificate(CertificateError::BadEncoding) => {
+                    "malformed DER (as webpki reads it)".to_owned()
+                }
                 rustls::Error::InvalidCertificate(reason) => DebugLower(&reason).to_string(),
                 other => other.to_string(),
             })
@@ -159,7 +166,12 @@ impl CaCertificate {
         &self.anchor
     }
 
-    /// The end of the certificate's validity.
+    /// The start of the certificate's validity.
+    pub fn not_before(&self) -> UnixTime {
+        unix_time(self.not_before)
+    }
+
+    /// The end of the certificate's validity (its last valid second).
     pub fn not_after(&self) -> UnixTime {
         unix_time(self.not_after)
     }
@@ -216,13 +228,15 @@ pub(crate) fn parse_bundle_with(
     if pem.len() > MAX_BUNDLE_BYTES {
         return Err(BundleError::TooLarge { bytes: pem.len(), max: MAX_BUNDLE_BYTES });
     }
+    // Every block starts with this, so counting it bounds the blocks
+    // before any is parsed.
+    if memchr::memmem::find_iter(pem, b"-----BEGIN").nth(MAX_BUNDLE_CERTIFICATES).is_some() {
+        return Err(BundleError::TooManyBlocks { max: MAX_BUNDLE_CERTIFICATES });
+    }
     let mut certificates = Vec::new();
     let mut errors = Vec::new();
     for (i, read) in pem::blocks(pem).enumerate() {
         let block = i + 1;
-        if block > MAX_BUNDLE_CERTIFICATES {
-            return Err(BundleError::TooManyBlocks { max: MAX_BUNDLE_CERTIFICATES });
-        }
         let checked = match read {
             Err(error) => Err(BlockProblem::Pem(error.to_string())),
             Ok((b"CERTIFICATE", der)) => {
@@ -246,6 +260,11 @@ pub(crate) fn parse_bundle_with(
 /// objects share (trust-manager copies one into every namespace), or that a
 /// rotation leaves mostly as it was, is parsed once per certificate and
 /// held once in memory.
+///
+/// Certificates that nothing else holds are dropped when the pool has grown
+/// to twice what is held (plus [`Self::SLACK`]) since it last dropped any.
+/// A clone of the index shares the certificates, which then count as held
+/// in both until the clone is gone.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CertificatePool {
     certificates: HashSet<Pooled, foldhash::quality::RandomState>,
@@ -254,7 +273,7 @@ pub(crate) struct CertificatePool {
 }
 
 impl CertificatePool {
-    /// The pool stays within twice what objects hold, plus this.
+    /// Room for certificates nothing holds before they are dropped.
     const SLACK: usize = 256;
 
     /// The pooled certificate with this encoding, else a newly parsed one.
@@ -307,10 +326,9 @@ impl Eq for Pooled {}
 /// The problem of a block labelled other than `CERTIFICATE`; the label is
 /// repeated only when it is short printable text.
 fn not_a_certificate(label: &[u8]) -> BlockProblem {
+    // The reader let through RFC 7468 labels only: printable ASCII.
     match std::str::from_utf8(label) {
-        Ok(label)
-            if label.len() <= 64 && label.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
-        {
+        Ok(label) if !label.is_empty() && label.len() <= 64 => {
             BlockProblem::NotACertificate(label.to_owned())
         }
         _ => BlockProblem::UnknownLabel,
@@ -412,7 +430,7 @@ mod tests {
             problems(&pem),
             BundleError::Blocks(vec![BlockError {
                 block: 1,
-                problem: BlockProblem::NotAnAnchor("badencoding".into())
+                problem: BlockProblem::NotAnAnchor("malformed DER (as webpki reads it)".into())
             }])
         );
     }

@@ -349,4 +349,18 @@ mod tests {
             assert!(result.is_ok());
         }
     }
+
+    /// With `native-roots` alone, `System` is the platform's store, read
+    /// once (`.ci/run` runs this without `webpki-roots`, on Debian, whose
+    /// store carries ISRG Root X1).
+    #[cfg(all(feature = "native-roots", not(feature = "webpki-roots")))]
+    #[test]
+    fn system_roots_are_the_platforms() {
+        let roots = system_roots().unwrap();
+        let isrg = |anchor: &rustls::pki_types::TrustAnchor<'_>| {
+            anchor.subject.as_ref().windows(12).any(|w| w == b"ISRG Root X1")
+        };
+        assert!(roots.roots.iter().any(isrg), "{} roots, none is ISRG Root X1", roots.len());
+        assert!(Arc::ptr_eq(&roots, &system_roots().unwrap()));
+    }
 }

@@ -26,6 +26,10 @@ pub(crate) enum PemError {
     Indented,
     #[error("the END line does not match the BEGIN line")]
     MismatchedEnd,
+    /// rustls' reader ends a line there too, OpenSSL's and Go's do not:
+    /// refused so that they cannot see different blocks.
+    #[error("a line break is a CR alone")]
+    LoneCr,
     #[error("bad base64 ({0})")]
     Base64(String),
 }
@@ -61,10 +65,16 @@ enum Line<'a> {
     Indented,
     /// Anything else, without surrounding blanks.
     Text(&'a [u8]),
+    /// A line that cannot be read.
+    Broken(PemError),
 }
 
 impl<'a> Line<'a> {
     fn of(line: &'a [u8]) -> Self {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if memchr::memchr(b'\r', line).is_some() {
+            return Self::Broken(PemError::LoneCr);
+        }
         // Trailing spaces are all rustls' reader allows after a marker.
         let mut marker = line;
         while let [rest @ .., b' '] = marker {
@@ -92,6 +102,7 @@ fn label(rest: &[u8]) -> Option<&[u8]> {
     let plain = |b: &u8| b.is_ascii_graphic() && *b != b'-';
     let well_formed = match label {
         [] => true,
+        [only] => plain(only),
         [first, .., last] if !plain(first) || !plain(last) => false,
         _ => {
             label.iter().all(|b| plain(b) || matches!(b, b'-' | b' '))
@@ -107,9 +118,9 @@ impl<'a> Blocks<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        // RFC 7468: a line ends with CRLF, CR or LF (CRLF reads as a line
-        // and an empty one, which is harmless).
-        let (line, rest) = match memchr::memchr2(b'\r', b'\n', self.rest) {
+        // Lines end with LF or CRLF. RFC 7468 allows CR alone too, but
+        // readers disagree on it (see `PemError::LoneCr`).
+        let (line, rest) = match memchr::memchr(b'\n', self.rest) {
             Some(end) => (&self.rest[..end], &self.rest[end + 1..]),
             None => (self.rest, &[][..]),
         };
@@ -124,6 +135,7 @@ impl<'a> Blocks<'a> {
                 Line::Begin(None) => return Some(Err(PemError::MalformedBegin)),
                 Line::End(_) => return Some(Err(PemError::StrayEnd)),
                 Line::Indented => return Some(Err(PemError::Indented)),
+                Line::Broken(error) => return Some(Err(error)),
                 Line::Text(_) => {}
             }
         };
@@ -134,16 +146,23 @@ impl<'a> Blocks<'a> {
                 Some(Line::End(end)) if end == Some(label) => break,
                 Some(Line::End(_)) => return Some(Err(PemError::MismatchedEnd)),
                 Some(Line::Indented) => return Some(Err(PemError::Indented)),
+                Some(Line::Broken(error)) => return Some(Err(error)),
                 Some(Line::Text(text)) => self.body.extend_from_slice(text),
             }
         }
-        Some(
-            data_encoding::BASE64
-                .decode(&self.body)
-                .map(|der| (label, der))
-                .map_err(|e| PemError::Base64(e.to_string())),
-        )
+        Some(decode(&self.body).map(|der| (label, der)))
     }
+}
+
+/// Strict base64: one padded sequence, as other PEM readers want (the
+/// decoder alone would take padded pieces one after another).
+fn decode(base64: &[u8]) -> Result<Vec<u8>, PemError> {
+    if let Some(padding) = memchr::memchr(b'=', base64)
+        && base64[padding..].iter().any(|b| *b != b'=')
+    {
+        return Err(PemError::Base64("padding before the end".into()));
+    }
+    data_encoding::BASE64.decode(base64).map_err(|e| PemError::Base64(e.to_string()))
 }
 
 impl<'a> Iterator for Blocks<'a> {
@@ -197,7 +216,7 @@ mod tests {
         assert!(matches!(&blocks[0], Err(PemError::Base64(_))), "{blocks:?}");
         assert_eq!(blocks[1], ok("B", &[0, 1, 2]));
         // Padding is required, and stray bits are not ignored.
-        for body in ["AAE", "AAF=", "AA EC"] {
+        for body in ["AAE", "AAF=", "AA EC", "AA==AAEC", "AA==\nAAEC", "AAEC===="] {
             let pem = format!("-----BEGIN A-----\n{body}\n-----END A-----\n");
             assert!(matches!(&read(&pem)[..], [Err(PemError::Base64(_))]), "{body}");
         }
@@ -222,7 +241,10 @@ mod tests {
             ("text\n-----END A-----\n", PemError::StrayEnd),
             ("\t-----BEGIN A-----\nAAEC\n-----END A-----\n", PemError::Indented),
             ("-----BEGIN A-----\nAAEC\n -----END A-----\n", PemError::Indented),
-            ("text\r-----BEGIN A-----\rAAEC\r-----END B-----\r", PemError::MismatchedEnd),
+            ("text\r-----BEGIN A-----\nAAEC\n-----END A-----\n", PemError::LoneCr),
+            ("-----BEGIN A-----\nAA\rEC\n-----END A-----\n", PemError::LoneCr),
+            ("-----BEGIN --------\nAAEC\n-----END --------\n", PemError::MalformedBegin),
+            ("-----BEGIN - -----\nAAEC\n-----END - -----\n", PemError::MalformedBegin),
         ];
         let next = "-----BEGIN C-----\nAAEC\n-----END C-----\n";
         for (pem, error) in cases {

@@ -189,7 +189,7 @@ async fn a_ca_expiring_while_running_is_refused() {
     assert!(usable(&index.read()));
     let expiry = tokio::spawn({
         let index = index.clone();
-        async move { index.expire_ca_certificates().await }
+        async move { index.track_ca_validity().await }
     });
     until(&index, "the CA to expire", |i| !usable(i)).await;
     let conditions = index.read().policy_conditions(&ObjectKey::new("shop", "p")).unwrap();
