@@ -71,10 +71,6 @@ enum Line<'a> {
 
 impl<'a> Line<'a> {
     fn of(line: &'a [u8]) -> Self {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if memchr::memchr(b'\r', line).is_some() {
-            return Self::Broken(PemError::LoneCr);
-        }
         // Trailing spaces are all rustls' reader allows after a marker.
         let mut marker = line;
         while let [rest @ .., b' '] = marker {
@@ -120,9 +116,15 @@ impl<'a> Blocks<'a> {
         }
         // Lines end with LF or CRLF. RFC 7468 allows CR alone too, but
         // readers disagree on it (see `PemError::LoneCr`).
-        let (line, rest) = match memchr::memchr(b'\n', self.rest) {
-            Some(end) => (&self.rest[..end], &self.rest[end + 1..]),
+        let (line, rest) = match memchr::memchr2(b'\r', b'\n', self.rest) {
             None => (self.rest, &[][..]),
+            Some(end) => match &self.rest[end..] {
+                [b'\n', rest @ ..] | [b'\r', b'\n', rest @ ..] => (&self.rest[..end], rest),
+                _ => {
+                    self.rest = &[];
+                    return Some(Line::Broken(PemError::LoneCr));
+                }
+            },
         };
         self.rest = rest;
         Some(Line::of(line))
