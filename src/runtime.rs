@@ -16,7 +16,13 @@
 //! tokio::spawn(index.watch(Api::<BackendTlsPolicy>::all(client.clone())));
 //! tokio::spawn(index.watch(Api::<Service>::all(client.clone())));
 //! tokio::spawn(index.watch(Api::<ConfigMap>::all(client.clone())));
-//! // … ReferenceGrant and Secret likewise; then resolve with `index.read()`.
+//! // … ReferenceGrant and Secret likewise. CA certificates that expire are
+//! // refused when they do:
+//! tokio::spawn({
+//!     let index = index.clone();
+//!     async move { index.track_ca_validity().await }
+//! });
+//! // Then resolve with `index.read()`.
 //! # Ok(()) }
 //! ```
 

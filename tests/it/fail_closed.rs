@@ -79,7 +79,54 @@ async fn fail_closed_matrix() {
     };
     let constrained = constrained_ca();
     let bucher = ca.server(&[dns("bucher.example")]);
+    // Where PEM readers disagree, a second CA some would see and some not.
+    let other = Ca::root("other").pem;
+    let behind_lone_cr = format!("{}# next\r{other}", ca.pem);
+    let indented = format!("{}  {other}", ca.pem);
+    let inner_padding = ca.pem.replacen("\n", "\nAA==\n", 1);
+    // basicConstraints that is not a SEQUENCE: x509-parser does not decode
+    // extensions here, webpki does.
+    let bad_extension = {
+        let key = KeyPair::generate().unwrap();
+        let mut params = ca_params("broken CA");
+        params.is_ca = rcgen::IsCa::NoCa;
+        params.custom_extensions =
+            vec![rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![4, 1, 0])];
+        params.self_signed(&key).unwrap().pem()
+    };
+    let unreadable = |name, ca_crt, message| Row {
+        name,
+        ca_crt,
+        hostname: "abc.example.com",
+        sans: json!(null),
+        server: abc.clone(),
+        expect: Expect::NoConfig(
+            message,
+            Reason::NoValidCACertificate,
+            Reason::InvalidCACertificateRef,
+        ),
+    };
     let rows = vec![
+        unreadable(
+            "a CA behind a CR alone (OpenSSL and Go would not see it)",
+            behind_lone_cr,
+            "ca.crt block 2: malformed PEM: a line break is a CR alone",
+        ),
+        unreadable(
+            "an indented BEGIN line",
+            indented,
+            "ca.crt block 2: malformed PEM: a BEGIN or END line does not start",
+        ),
+        unreadable(
+            "padding inside the base64",
+            inner_padding,
+            "ca.crt block 1: malformed PEM: bad base64 (padding before the end)",
+        ),
+        unreadable(
+            "a CA webpki cannot read as a trust anchor",
+            bad_extension,
+            "ca.crt block 1: not usable as a trust anchor: malformed DER",
+        ),
         Row {
             name: "garbage between PEM blocks (RFC 7468 text)",
             ca_crt: garbage_between,
