@@ -135,42 +135,17 @@ async fn fail_closed_matrix() {
             server: abc.clone(),
             expect: Expect::Connects,
         },
-        Row {
-            name: "a truncated certificate",
-            ca_crt: truncated,
-            hostname: "abc.example.com",
-            sans: json!(null),
-            server: abc.clone(),
-            expect: Expect::NoConfig(
-                "ca.crt block 1: not a valid X.509 certificate",
-                Reason::NoValidCACertificate,
-                Reason::InvalidCACertificateRef,
-            ),
-        },
-        Row {
-            name: "corrupted base64",
-            ca_crt: corrupted,
-            hostname: "abc.example.com",
-            sans: json!(null),
-            server: abc.clone(),
-            expect: Expect::NoConfig(
-                "ca.crt block 1: malformed PEM",
-                Reason::NoValidCACertificate,
-                Reason::InvalidCACertificateRef,
-            ),
-        },
-        Row {
-            name: "a private key where a certificate belongs",
-            ca_crt: abc.1.clone(),
-            hostname: "abc.example.com",
-            sans: json!(null),
-            server: abc.clone(),
-            expect: Expect::NoConfig(
-                "a PRIVATE KEY block, not a CERTIFICATE",
-                Reason::NoValidCACertificate,
-                Reason::InvalidCACertificateRef,
-            ),
-        },
+        unreadable(
+            "a truncated certificate",
+            truncated,
+            "ca.crt block 1: not a valid X.509 certificate",
+        ),
+        unreadable("corrupted base64", corrupted, "ca.crt block 1: malformed PEM"),
+        unreadable(
+            "a private key where a certificate belongs",
+            abc.1.clone(),
+            "a PRIVATE KEY block, not a CERTIFICATE",
+        ),
         Row {
             name: "a non-CA self-signed certificate pins that certificate",
             ca_crt: self_signed_leaf.0.clone(),
@@ -195,18 +170,11 @@ async fn fail_closed_matrix() {
             server: abc.clone(),
             expect: Expect::Connects,
         },
-        Row {
-            name: "more than 1 MiB of CA data",
-            ca_crt: format!("{}{}", ca.pem, "#".repeat(1 << 20)),
-            hostname: "abc.example.com",
-            sans: json!(null),
-            server: abc.clone(),
-            expect: Expect::NoConfig(
-                "more than the 1048576 this crate reads",
-                Reason::NoValidCACertificate,
-                Reason::InvalidCACertificateRef,
-            ),
-        },
+        unreadable(
+            "more than 1 MiB of CA data",
+            format!("{}{}", ca.pem, "#".repeat(1 << 20)),
+            "more than the 1048576 this crate reads",
+        ),
         Row {
             name: "a name constraint that excludes the hostname",
             ca_crt: constrained.pem.clone(),
