@@ -22,6 +22,8 @@ use k8s_openapi::{
 };
 use serde_json::json;
 
+const CA: &str = include_str!("../tests/fixtures/pki/ca.crt");
+
 /// `n` of each: Services, policies, CA ConfigMaps and ReferenceGrants,
 /// spread over `n / 10` namespaces.
 struct Cluster {
@@ -71,7 +73,8 @@ fn cluster(n: usize) -> Cluster {
         .map(|i| {
             serde_json::from_value(json!({
                 "metadata": {"namespace": namespace(i), "name": format!("ca-{i}")},
-                "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
+                // One CA shared by all, as trust-manager distributes it.
+                "data": {"ca.crt": CA},
             }))
             .unwrap()
         })
@@ -174,6 +177,10 @@ fn churn(c: &mut Criterion) {
             index.apply(black_box(&config_map));
             index.delete::<ConfigMap>(black_box(&key));
         })
+    });
+    // What `SharedIndex::track_ca_validity` computes after every change.
+    c.bench_function("next_ca_validity_change/10000", |b| {
+        b.iter(|| black_box(&index).next_ca_validity_change())
     });
 }
 
