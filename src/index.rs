@@ -47,6 +47,7 @@ use rustls::pki_types::UnixTime;
 use crate::{
     api::{v1, v1beta1},
     grant::{Grants, Permission, Referent, Referrer},
+    name::DomainPrefixedName,
     policy::{CaCertificateRef, TrustAnchors, ValidatedPolicy, ValidationErrors, WellKnownCa},
     status::RefProblem,
     tls::{
@@ -443,6 +444,8 @@ pub struct Index {
     ca_dependents: Namespaced<Vec<Arc<ObjectKey>>>,
     /// The certificates of `config_maps` and `secrets`, by content.
     ca_certificates: CertificatePool,
+    /// The implementation's own `wellKnownCACertificates` sets.
+    well_known_roots: Map<DomainPrefixedName, Arc<rustls::RootCertStore>>,
     grants: Grants,
 }
 
@@ -553,6 +556,50 @@ impl Index {
         changed
     }
 
+    /// Makes `wellKnownCACertificates: {name}` mean `roots`: a CA set of the
+    /// implementation's own, under its domain (Gateway API leaves such names
+    /// to implementations). A policy naming a set that is not here (or is
+    /// empty) is `Invalid`. `None` removes the set. The policies naming it are
+    /// recomputed, so configurations built from then on use the new roots.
+    pub fn set_well_known_roots(
+        &mut self,
+        name: DomainPrefixedName,
+        roots: Option<Arc<rustls::RootCertStore>>,
+    ) {
+        let naming: Vec<_> = self
+            .policies
+            .values()
+            .filter(|entry| {
+                matches!(&entry.validated, Ok(policy) if policy.trust_anchors()
+                == &TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(name.clone())))
+            })
+            .map(|entry| entry.state.clone())
+            .collect();
+        match roots {
+            Some(roots) => self.well_known_roots.insert(name, roots),
+            None => self.well_known_roots.remove(&name),
+        };
+        for state in naming {
+            self.insert_entry(state);
+        }
+    }
+
+    /// The `wellKnownCACertificates` name of `policy` when it is neither
+    /// `System` nor a non-empty set of [`Index::set_well_known_roots`].
+    fn unsupported_well_known<'p>(
+        &self,
+        policy: &'p ValidatedPolicy,
+    ) -> Option<&'p DomainPrefixedName> {
+        match policy.trust_anchors() {
+            TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(name))
+                if self.well_known_roots.get(name).is_none_or(|roots| roots.is_empty()) =>
+            {
+                Some(name)
+            }
+            _ => None,
+        }
+    }
+
     /// The CA data of every ConfigMap and Secret.
     fn ca_data(&self) -> impl Iterator<Item = &CaData> {
         self.config_maps.values().chain(self.secrets.values().map(|secret| &secret.ca))
@@ -626,7 +673,11 @@ impl Index {
             self.usage_problems(&state.key.namespace, &state.validated);
         let roots = match &state.validated {
             Ok(policy) if problems.is_empty() => {
-                crate::tls::trust_roots(policy, &ca_sources).map_err(|p| problems.push(p)).ok()
+                crate::tls::trust_roots(policy, &ca_sources, |name| {
+                    self.well_known_roots.get(name).cloned()
+                })
+                .map_err(|p| problems.push(p))
+                .ok()
             }
             _ => None,
         };
@@ -914,12 +965,4 @@ fn ca_ref_names(
         _ => &[],
     };
     refs.iter().map(|r| r.name.as_str())
-}
-
-/// Whether a validated policy names a CA set this crate cannot provide.
-fn unsupported_well_known(policy: &ValidatedPolicy) -> Option<&WellKnownCa> {
-    match policy.trust_anchors() {
-        TrustAnchors::WellKnown(ca @ WellKnownCa::ImplementationSpecific(_)) => Some(ca),
-        _ => None,
-    }
 }

@@ -2,11 +2,11 @@
 
 use std::{fmt, sync::Arc};
 
-use super::{BackendKind, CaSource, Index, ObjectKey, PolicyEntry, unsupported_well_known};
+use super::{BackendKind, CaSource, Index, ObjectKey, PolicyEntry};
 use crate::{
     api::v1,
     grant::{Referent, Referrer},
-    policy::{TrustAnchors, ValidatedPolicy, ValidationErrors, WellKnownCa},
+    policy::{TrustAnchors, ValidatedPolicy, ValidationErrors},
     status::{Reason, RefProblem},
 };
 
@@ -178,7 +178,8 @@ impl AppliedPolicy {
 pub enum PolicyProblem {
     /// The spec does not validate.
     Invalid(ValidationErrors),
-    /// `wellKnownCACertificates` names a set this crate does not provide.
+    /// `wellKnownCACertificates` names a set neither this crate (`System`)
+    /// nor the implementation ([`Index::set_well_known_roots`]) provides.
     UnsupportedWellKnown(String),
     /// The policy targets a UDP port.
     UdpPort {
@@ -196,7 +197,10 @@ impl fmt::Display for PolicyProblem {
         match self {
             Self::Invalid(errors) => write!(f, "invalid: {errors}"),
             Self::UnsupportedWellKnown(name) => {
-                write!(f, "wellKnownCACertificates {name:?} is not supported (only System)")
+                write!(
+                    f,
+                    "wellKnownCACertificates {name:?} is not a CA set this implementation provides"
+                )
             }
             Self::UdpPort { port } => {
                 write!(f, "port {port} is UDP; TLS policies apply to TCP only")
@@ -374,7 +378,7 @@ impl Index {
             Err(errors) => return (vec![PolicyProblem::Invalid(errors.clone())], Vec::new()),
             Ok(policy) => policy,
         };
-        if let Some(WellKnownCa::ImplementationSpecific(name)) = unsupported_well_known(policy) {
+        if let Some(name) = self.unsupported_well_known(policy) {
             return (vec![PolicyProblem::UnsupportedWellKnown(name.to_string())], Vec::new());
         }
         let TrustAnchors::CaCertificateRefs(refs) = policy.trust_anchors() else {

@@ -582,6 +582,48 @@ fn unsupported_well_known_is_invalid() {
     assert_eq!(resolved_refs(&index, "custom"), (true, Reason::ResolvedRefs));
 }
 
+/// An implementation's own `wellKnownCACertificates` set: invalid until it
+/// provides it, and again once it takes it back or leaves it empty.
+#[test]
+fn an_implementations_named_ca_set() {
+    let mut index = Index::default();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let mut policy = mk_policy("named", 0, "svc", None, "abc.example.com");
+    policy.spec.validation.ca_certificate_refs = None;
+    policy.spec.validation.well_known_ca_certificates = Some("example.com/corp-roots".into());
+    index.apply(&policy);
+    let name = DomainPrefixedName::try_from("example.com/corp-roots").unwrap();
+    let usable = |index: &Index| match index
+        .resolve(&BackendRef::service(route(), NS, "svc", 443))
+        .outcome()
+    {
+        Outcome::Policy(applied) => applied.usable().is_ok(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(accepted(&index, "named"), (false, Reason::Invalid));
+    assert!(!usable(&index));
+
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    roots.add_parsable_certificates(
+        CertificateDer::pem_slice_iter(CA_PEM.as_bytes()).map(Result::unwrap),
+    );
+    index.set_well_known_roots(name.clone(), Some(Arc::new(roots)));
+    assert_eq!(accepted(&index, "named"), (true, Reason::Accepted));
+    assert!(usable(&index));
+
+    index.set_well_known_roots(name.clone(), Some(Arc::new(rustls::RootCertStore::empty())));
+    assert_eq!(accepted(&index, "named"), (false, Reason::Invalid));
+    index.set_well_known_roots(name, None);
+    let conditions = index.policy_conditions(&ObjectKey::new(NS, "named")).unwrap();
+    assert_eq!(conditions.accepted.reason, Reason::Invalid);
+    assert!(
+        conditions.accepted.message.contains("\"example.com/corp-roots\" is not a CA set"),
+        "{conditions:?}"
+    );
+    assert!(!usable(&index));
+}
+
 #[test]
 fn deleting_the_winner_promotes_the_loser() {
     let mut index = mk_index();

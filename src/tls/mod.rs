@@ -36,6 +36,7 @@ pub use options::OptionError;
 
 use crate::{
     index::{AppliedPolicy, CaSource, ObjectKey, PolicyProblem},
+    name::DomainPrefixedName,
     policy::{TrustAnchors, ValidatedPolicy, WellKnownCa},
 };
 
@@ -288,12 +289,13 @@ fn default_provider() -> Result<Arc<CryptoProvider>, TlsError> {
 pub(crate) fn trust_roots(
     policy: &ValidatedPolicy,
     sources: &[CaSource],
+    named: impl FnOnce(&DomainPrefixedName) -> Option<Arc<RootCertStore>>,
 ) -> Result<Arc<RootCertStore>, PolicyProblem> {
     match policy.trust_anchors() {
         TrustAnchors::WellKnown(WellKnownCa::System) => system_roots(),
-        TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(name)) => {
-            Err(PolicyProblem::UnsupportedWellKnown(name.to_string()))
-        }
+        TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(name)) => named(name)
+            .filter(|roots| !roots.is_empty())
+            .ok_or_else(|| PolicyProblem::UnsupportedWellKnown(name.to_string())),
         TrustAnchors::CaCertificateRefs(_) => {
             let roots: Vec<_> = sources
                 .iter()

@@ -477,6 +477,32 @@ async fn system_roots_do_not_trust_a_private_ca() {
     assert!(unknown_issuer(&error), "{error:?}");
 }
 
+/// An implementation's own `wellKnownCACertificates` set
+/// (`Index::set_well_known_roots`): no configuration until it is provided,
+/// then the backend its CA issued for is reached.
+#[tokio::test]
+async fn a_named_ca_set_is_trusted_once_provided() {
+    let ca = Ca::root("corp CA");
+    let (chain, key) = ca.server(&[dns("abc.example.com")]);
+    let addr = serve(&chain, &key, None).await;
+    let mut index = Index::default();
+    index.apply(&shop_service());
+    let validation =
+        json!({"wellKnownCACertificates": "example.com/corp-roots", "hostname": "abc.example.com"});
+    index.apply(&shop_policy(validation, json!(null)));
+    let unprovided =
+        tls::client_config_with_provider(&resolve_shop(&index), &TlsParams::default(), provider());
+    assert!(matches!(unprovided, Err(TlsError::Unusable { .. })), "{unprovided:?}");
+
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(
+        CertificateDer::pem_slice_iter(ca.pem.as_bytes()).map(Result::unwrap),
+    );
+    index.set_well_known_roots("example.com/corp-roots".try_into().unwrap(), Some(Arc::new(roots)));
+    let tls = config(&resolve_shop(&index), None);
+    assert_eq!(dial(addr, &tls).await.unwrap(), "HTTP/1.1 200 OK");
+}
+
 #[test]
 fn unusable_policies_give_no_config() {
     let ca = Ca::root("test CA");
