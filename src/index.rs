@@ -335,9 +335,8 @@ enum CaData {
     Present {
         pem: Arc<[u8]>,
         certificates: Result<Arc<[Arc<CaCertificate>]>, BundleError>,
-        /// When the verdict changes with time alone: past the end of the
-        /// first certificate to expire, or, for a bundle refused with a
-        /// certificate not yet valid, the start of the first such one.
+        /// When the verdict may change with time alone: the next instant a
+        /// certificate of the bundle begins or ends being valid.
         recheck_at: Option<UnixTime>,
     },
     /// The object has no such key.
@@ -354,24 +353,19 @@ impl CaData {
             Some(b) if b.iter().all(u8::is_ascii_whitespace) => return Self::Empty,
             Some(b) => b,
         };
-        let mut valid_from = None::<UnixTime>;
+        // The next instant a certificate's validity flips: one not yet
+        // valid begins, or one valid now ends (after its last second).
+        let mut recheck_at = None::<UnixTime>;
         let certificates = ca::parse_bundle_with(pem, now, |der| {
             let certificate = pool.get_or_parse(der)?;
-            let not_before = certificate.not_before();
-            if not_before > now && valid_from.is_none_or(|t| not_before < t) {
-                valid_from = Some(not_before);
+            let after_end = certificate.not_after().as_secs().saturating_add(1);
+            let flips = [certificate.not_before().as_secs(), after_end];
+            for at in flips.into_iter().filter(|at| *at > now.as_secs()) {
+                let at = UnixTime::since_unix_epoch(Duration::from_secs(at));
+                recheck_at = Some(recheck_at.map_or(at, |next| next.min(at)));
             }
             Ok(certificate)
         });
-        let recheck_at = match &certificates {
-            Ok(certificates) => certificates
-                .iter()
-                .map(|c| {
-                    UnixTime::since_unix_epoch(Duration::from_secs(c.not_after().as_secs() + 1))
-                })
-                .min(),
-            Err(_) => valid_from,
-        };
         Self::Present { pem: pem.into(), certificates: certificates.map(Into::into), recheck_at }
     }
 
@@ -536,7 +530,7 @@ impl Index {
     /// has expired since is now refused (its references become
     /// `InvalidCACertificateRef`, and configurations built from then on
     /// fail closed); one refused for a certificate not yet valid is read
-    /// again. Returns the objects whose verdict changed.
+    /// again. Returns the objects read again.
     pub fn recheck_ca_validity(&mut self, now: UnixTime) -> Vec<ObjectKey> {
         let Self { config_maps, secrets, ca_certificates, .. } = self;
         let secrets = secrets.iter_mut().map(|(ns, name, secret)| (ns, name, &mut secret.ca));
@@ -566,12 +560,20 @@ impl Index {
         name: DomainPrefixedName,
         roots: Option<Arc<rustls::RootCertStore>>,
     ) {
+        let unchanged = match (&roots, self.well_known_roots.get(&name)) {
+            (Some(new), Some(old)) => Arc::ptr_eq(new, old),
+            (None, None) => true,
+            _ => false,
+        };
+        if unchanged {
+            return;
+        }
         let naming: Vec<_> = self
             .policies
             .values()
             .filter(|entry| {
-                matches!(&entry.validated, Ok(policy) if policy.trust_anchors()
-                == &TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(name.clone())))
+                let anchors = entry.validated.as_ref().map(ValidatedPolicy::trust_anchors);
+                matches!(anchors, Ok(TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(n))) if *n == name)
             })
             .map(|entry| entry.state.clone())
             .collect();

@@ -348,6 +348,11 @@ fn a_ca_that_expires_later_is_refused_then() {
     index.apply(&mk_service(NS, "svc", &[("https", 443)]));
     let pem = format!("{}{}", *CA_PEM, ca_valid(now - time::Duration::hours(1), not_after));
     index.apply(&mk_ca_config_map(NS, "ca", Some(&pem)));
+    index.apply(&Secret {
+        metadata: meta(NS, "ca-secret"),
+        data: Some([(CA_CERT_KEY.to_owned(), ByteString(pem.into_bytes()))].into()),
+        ..Default::default()
+    });
     index.apply(&mk_policy("expiring", 0, "svc", None, "abc.example.com"));
     assert_eq!(resolved_refs(&index, "expiring"), (true, Reason::ResolvedRefs));
 
@@ -355,14 +360,19 @@ fn a_ca_that_expires_later_is_refused_then() {
     let last = not_after.unix_timestamp() as u64;
     assert_eq!(index.next_ca_validity_change(), Some(secs(last + 1)));
     assert_eq!(index.recheck_ca_validity(secs(last)), []);
-    assert_eq!(index.recheck_ca_validity(secs(last + 1)), [ObjectKey::new(NS, "ca")]);
+    assert_eq!(
+        index.recheck_ca_validity(secs(last + 1)),
+        [ObjectKey::new(NS, "ca"), ObjectKey::new(NS, "ca-secret")]
+    );
     assert_eq!(resolved_refs(&index, "expiring"), (false, Reason::InvalidCACertificateRef));
     let conditions = index.policy_conditions(&ObjectKey::new(NS, "expiring")).unwrap();
     assert!(conditions.resolved_refs.message.contains("block 2: expired at"), "{conditions:?}");
     let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
     let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
     assert!(applied.usable().is_err());
-    assert_eq!(index.next_ca_validity_change(), None, "nothing else will change");
+    // Next: the long-lived CA's end, though the bundle stays refused.
+    let long_lived = ca::parse_bundle(CA_PEM.as_bytes(), secs(last)).unwrap()[0].not_after();
+    assert_eq!(index.next_ca_validity_change(), Some(secs(long_lived.as_secs() + 1)));
     assert_eq!(index.recheck_ca_validity(secs(last + 2)), []);
 }
 

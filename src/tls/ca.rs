@@ -10,13 +10,15 @@
 //! which reference is wrong.
 //!
 //! Text between blocks is allowed (RFC 7468 explanatory text). Where PEM
-//! readers disagree — a BEGIN or END line not at the start of its line, a
-//! line ended by CR alone, padding inside the base64 — the bundle is
-//! refused, so that this reader and OpenSSL's, Go's or rustls' never see
-//! different certificates. Duplicate certificates are harmless and kept. A
-//! certificate that is not a CA (a self-signed backend certificate, say) is
-//! accepted as a trust anchor: it pins that certificate's key, which is what
-//! such a bundle asks for.
+//! readers disagree — a BEGIN or END marker not at the start of its line, a
+//! line ended by CR alone, blanks other than spaces and tabs, padding inside
+//! the base64 — the bundle is refused, so that a data plane reading the same
+//! `ca.crt` with OpenSSL, Go or rustls does not find other certificates in
+//! it (the `ca_bundle` fuzz target checks this against rustls' reader).
+//! Duplicate certificates are harmless and kept. A certificate that is not
+//! a CA (a self-signed backend certificate, say) is accepted as a trust
+//! anchor: it pins that certificate's key, which is what such a bundle asks
+//! for.
 //!
 //! Bounds: at most [`MAX_BUNDLE_BYTES`] bytes and [`MAX_BUNDLE_CERTIFICATES`]
 //! blocks per bundle; past either the bundle is refused unparsed, so the

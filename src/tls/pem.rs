@@ -20,10 +20,9 @@ pub(crate) enum PemError {
     MalformedBegin,
     #[error("an END line outside a block")]
     StrayEnd,
-    /// Other readers (OpenSSL, Go, rustls) skip such a block; refusing it
-    /// keeps every reader of the bundle seeing the same certificates.
-    #[error("a BEGIN or END line does not start at the start of its line")]
-    Indented,
+    /// Readers disagree on such a marker (see `Line::of`).
+    #[error("a BEGIN or END marker is not at the start of its line")]
+    MarkerInLine,
     #[error("the END line does not match the BEGIN line")]
     MismatchedEnd,
     /// rustls' reader ends a line there too, OpenSSL's and Go's do not:
@@ -61,8 +60,8 @@ enum Line<'a> {
     Begin(Option<&'a [u8]>),
     /// An END line, with its label if well formed.
     End(Option<&'a [u8]>),
-    /// A BEGIN or END line that does not start its line.
-    Indented,
+    /// A BEGIN or END marker that does not start its line.
+    Misplaced,
     /// Anything else, without surrounding blanks.
     Text(&'a [u8]),
     /// A line that cannot be read.
@@ -82,12 +81,26 @@ impl<'a> Line<'a> {
         if let Some(rest) = marker.strip_prefix(b"-----END") {
             return Self::End(label(rest));
         }
-        let text = line.trim_ascii();
-        if text.starts_with(b"-----BEGIN") || text.starts_with(b"-----END") {
-            return Self::Indented;
+        // OpenSSL reads lines in pieces of 254 bytes, so a marker far into
+        // a line can start a piece; Go and rustls ignore it. Refused.
+        let has = |marker: &[u8]| memchr::memmem::find(line, marker).is_some();
+        // (Base64 has no '-': most lines are decided by the memchr.)
+        if memchr::memchr(b'-', line).is_some() && (has(b"-----BEGIN") || has(b"-----END")) {
+            return Self::Misplaced;
         }
-        Self::Text(text)
+        // Spaces and tabs only: readers disagree on other blanks.
+        Self::Text(trim_blanks(line))
     }
+}
+
+fn trim_blanks(mut line: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = line {
+        line = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = line {
+        line = rest;
+    }
+    line
 }
 
 /// The label of a marker line after `-----BEGIN` or `-----END`: a space,
@@ -136,7 +149,7 @@ impl<'a> Blocks<'a> {
                 Line::Begin(Some(label)) => break label,
                 Line::Begin(None) => return Some(Err(PemError::MalformedBegin)),
                 Line::End(_) => return Some(Err(PemError::StrayEnd)),
-                Line::Indented => return Some(Err(PemError::Indented)),
+                Line::Misplaced => return Some(Err(PemError::MarkerInLine)),
                 Line::Broken(error) => return Some(Err(error)),
                 Line::Text(_) => {}
             }
@@ -147,7 +160,7 @@ impl<'a> Blocks<'a> {
                 None | Some(Line::Begin(_)) => return Some(Err(PemError::NoEnd)),
                 Some(Line::End(end)) if end == Some(label) => break,
                 Some(Line::End(_)) => return Some(Err(PemError::MismatchedEnd)),
-                Some(Line::Indented) => return Some(Err(PemError::Indented)),
+                Some(Line::Misplaced) => return Some(Err(PemError::MarkerInLine)),
                 Some(Line::Broken(error)) => return Some(Err(error)),
                 Some(Line::Text(text)) => self.body.extend_from_slice(text),
             }
@@ -218,7 +231,7 @@ mod tests {
         assert!(matches!(&blocks[0], Err(PemError::Base64(_))), "{blocks:?}");
         assert_eq!(blocks[1], ok("B", &[0, 1, 2]));
         // Padding is required, and stray bits are not ignored.
-        for body in ["AAE", "AAF=", "AA EC", "AA==AAEC", "AA==\nAAEC", "AAEC===="] {
+        for body in ["AAE", "AAF=", "AA EC", "AA==AAEC", "AA==\nAAEC", "AAEC====", "\x0cAAEC"] {
             let pem = format!("-----BEGIN A-----\n{body}\n-----END A-----\n");
             assert!(matches!(&read(&pem)[..], [Err(PemError::Base64(_))]), "{body}");
         }
@@ -241,9 +254,11 @@ mod tests {
             ("-----BEGIN-----\nAAEC\n-----END-----\n", PemError::MalformedBegin),
             ("-----BEGIN A-----\nAAEC\n-----END A-----x\n", PemError::MismatchedEnd),
             ("text\n-----END A-----\n", PemError::StrayEnd),
-            ("\t-----BEGIN A-----\nAAEC\n-----END A-----\n", PemError::Indented),
-            ("-----BEGIN A-----\nAAEC\n -----END A-----\n", PemError::Indented),
+            ("\t-----BEGIN A-----\nAAEC\n-----END A-----\n", PemError::MarkerInLine),
+            ("-----BEGIN A-----\nAAEC\n -----END A-----\n", PemError::MarkerInLine),
             ("text\r-----BEGIN A-----\nAAEC\n-----END A-----\n", PemError::LoneCr),
+            ("some text -----BEGIN A-----\nAAEC\n-----END A-----\n", PemError::MarkerInLine),
+            ("-----BEGIN A-----\nAAEC-----END A-----\n", PemError::MarkerInLine),
             ("-----BEGIN A-----\nAA\rEC\n-----END A-----\n", PemError::LoneCr),
             ("-----BEGIN --------\nAAEC\n-----END --------\n", PemError::MalformedBegin),
             ("-----BEGIN - -----\nAAEC\n-----END - -----\n", PemError::MalformedBegin),

@@ -83,6 +83,9 @@ async fn fail_closed_matrix() {
     let other = Ca::root("other").pem;
     let behind_lone_cr = format!("{}# next\r{other}", ca.pem);
     let indented = format!("{}  {other}", ca.pem);
+    // OpenSSL reads 254 bytes at a time: after that much text, a marker
+    // starts a line for it, not for Go or rustls.
+    let marker_at_254 = format!("{}{}{other}", ca.pem, "#".repeat(254));
     let inner_padding = ca.pem.replacen("\n", "\nAA==\n", 1);
     // basicConstraints that is not a SEQUENCE: x509-parser does not decode
     // extensions here, webpki does.
@@ -115,7 +118,12 @@ async fn fail_closed_matrix() {
         unreadable(
             "an indented BEGIN line",
             indented,
-            "ca.crt block 2: malformed PEM: a BEGIN or END line does not start",
+            "ca.crt block 2: malformed PEM: a BEGIN or END marker is not at the start",
+        ),
+        unreadable(
+            "a BEGIN line 254 bytes into a line (OpenSSL would see it)",
+            marker_at_254,
+            "ca.crt block 2: malformed PEM: a BEGIN or END marker is not at the start",
         ),
         unreadable(
             "padding inside the base64",

@@ -163,7 +163,13 @@ async fn a_ca_expiring_while_running_is_refused() {
     let mut params = rcgen::CertificateParams::new(vec!["short-lived-ca.example".into()]).unwrap();
     params.not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
     let ca = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+    // The tracker starts with nothing to track; the CA arrives later.
     let index = SharedIndex::default();
+    let tracker = tokio::spawn({
+        let index = index.clone();
+        async move { index.track_ca_validity().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
     index.update(|index| {
         index.apply(
             &serde_json::from_value::<Service>(json!({
@@ -187,13 +193,9 @@ async fn a_ca_expiring_while_running_is_refused() {
         other => panic!("{other:?}"),
     };
     assert!(usable(&index.read()));
-    let expiry = tokio::spawn({
-        let index = index.clone();
-        async move { index.track_ca_validity().await }
-    });
     until(&index, "the CA to expire", |i| !usable(i)).await;
     let conditions = index.read().policy_conditions(&ObjectKey::new("shop", "p")).unwrap();
     assert_eq!(conditions.resolved_refs.reason.as_str(), "InvalidCACertificateRef");
     assert!(conditions.resolved_refs.message.contains("expired at"), "{conditions:?}");
-    expiry.abort();
+    tracker.abort();
 }

@@ -494,13 +494,31 @@ async fn a_named_ca_set_is_trusted_once_provided() {
         tls::client_config_with_provider(&resolve_shop(&index), &TlsParams::default(), provider());
     assert!(matches!(unprovided, Err(TlsError::Unusable { .. })), "{unprovided:?}");
 
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(
-        CertificateDer::pem_slice_iter(ca.pem.as_bytes()).map(Result::unwrap),
-    );
-    index.set_well_known_roots("example.com/corp-roots".try_into().unwrap(), Some(Arc::new(roots)));
-    let tls = config(&resolve_shop(&index), None);
-    assert_eq!(dial(addr, &tls).await.unwrap(), "HTTP/1.1 200 OK");
+    let roots = |pem: &str| {
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(
+            CertificateDer::pem_slice_iter(pem.as_bytes()).map(Result::unwrap),
+        );
+        Some(Arc::new(roots))
+    };
+    let name = || "example.com/corp-roots".try_into().unwrap();
+    let cache = TlsCache::default();
+    let build = |index: &Index| {
+        cache.client_config_with_provider(&resolve_shop(index), &TlsParams::default(), provider())
+    };
+    index.set_well_known_roots(name(), roots(&ca.pem));
+    let trusted = build(&index).unwrap();
+    assert_eq!(dial(addr, &trusted).await.unwrap(), "HTTP/1.1 200 OK");
+
+    // Another set under that name: a new config, which refuses the backend.
+    index.set_well_known_roots(name(), roots(&Ca::root("other CA").pem));
+    let other = build(&index).unwrap();
+    assert!(!Arc::ptr_eq(&trusted.config, &other.config));
+    let addr = serve(&chain, &key, None).await;
+    assert!(unknown_issuer(&dial(addr, &other).await.unwrap_err()));
+
+    index.set_well_known_roots(name(), None);
+    assert!(matches!(build(&index), Err(TlsError::Unusable { .. })));
 }
 
 #[test]
