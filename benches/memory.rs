@@ -65,12 +65,11 @@ fn main() {
             .unwrap()
         })
         .collect();
-    let config_maps: Vec<ConfigMap> = (0..n)
-        .map(|i| {
-            serde_json::from_value(json!({"metadata": {"namespace": ns(i), "name": format!("ca-{i}")}, "data": {"ca.crt": ca}}))
-                .unwrap()
-        })
-        .collect();
+    let config_map = |i: usize, pem: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"namespace": ns(i), "name": format!("ca-{i}")}, "data": {"ca.crt": pem}}))
+            .unwrap()
+    };
+    let config_maps: Vec<ConfigMap> = (0..n).map(|i| config_map(i, ca)).collect();
 
     let before = LIVE.load(Ordering::Relaxed);
     let mut index = Index::default();
@@ -99,11 +98,10 @@ fn main() {
     // once; here each has its own.
     let own: Vec<ConfigMap> = (0..n)
         .map(|i| {
-            let mut params = rcgen::CertificateParams::new(vec![format!("ca-{i}.example")]).unwrap();
+            let mut params =
+                rcgen::CertificateParams::new(vec![format!("ca-{i}.example")]).unwrap();
             params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            let pem = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
-            serde_json::from_value(json!({"metadata": {"namespace": ns(i), "name": format!("ca-{i}")}, "data": {"ca.crt": pem}}))
-                .unwrap()
+            config_map(i, &params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem())
         })
         .collect();
     let before = LIVE.load(Ordering::Relaxed);
