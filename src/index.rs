@@ -33,7 +33,6 @@ use std::{
     collections::{BTreeMap, HashMap},
     fmt,
     sync::Arc,
-    time::Duration,
 };
 
 use k8s_openapi::{
@@ -353,17 +352,10 @@ impl CaData {
             Some(b) if b.iter().all(u8::is_ascii_whitespace) => return Self::Empty,
             Some(b) => b,
         };
-        // The next instant a certificate's validity flips: one not yet
-        // valid begins, or one valid now ends (after its last second).
-        let mut recheck_at = None::<UnixTime>;
+        let mut recheck_at = None;
         let certificates = ca::parse_bundle_with(pem, now, |der| {
             let certificate = pool.get_or_parse(der)?;
-            let after_end = certificate.not_after().as_secs().saturating_add(1);
-            let flips = [certificate.not_before().as_secs(), after_end];
-            for at in flips.into_iter().filter(|at| *at > now.as_secs()) {
-                let at = UnixTime::since_unix_epoch(Duration::from_secs(at));
-                recheck_at = Some(recheck_at.map_or(at, |next| next.min(at)));
-            }
+            recheck_at = recheck_at.into_iter().chain(certificate.next_validity_change(now)).min();
             Ok(certificate)
         });
         Self::Present { pem: pem.into(), certificates: certificates.map(Into::into), recheck_at }

@@ -328,7 +328,7 @@ fn secret_ca_refs_are_supported() {
 }
 
 fn secs(seconds: u64) -> UnixTime {
-    UnixTime::since_unix_epoch(Duration::from_secs(seconds))
+    UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds))
 }
 
 /// A CA certificate valid over `[not_before, not_after]`, as PEM.

@@ -30,6 +30,7 @@ use std::{
     fmt,
     hash::{Hash, Hasher},
     sync::Arc,
+    time::Duration,
 };
 
 use rustls::{
@@ -57,7 +58,7 @@ pub enum BlockProblem {
     #[error("not a valid X.509 certificate: {0}")]
     Unparsable(String),
     /// A certificate that rustls cannot use as a trust anchor, such as one
-    /// with a critical extension it does not know.
+    /// with an extension webpki cannot decode.
     #[error("not usable as a trust anchor: {0}")]
     NotAnAnchor(String),
     /// The certificate's validity ended.
@@ -193,6 +194,18 @@ impl CaCertificate {
         }
         Ok(())
     }
+
+    /// The first instant after `now` at which [`Self::check_validity`]
+    /// answers otherwise: the start of the validity, or the second after
+    /// its last.
+    pub fn next_validity_change(&self, now: UnixTime) -> Option<UnixTime> {
+        let after_end = self.not_after().as_secs().saturating_add(1);
+        [self.not_before().as_secs(), after_end]
+            .into_iter()
+            .filter(|at| *at > now.as_secs())
+            .min()
+            .map(|at| UnixTime::since_unix_epoch(Duration::from_secs(at)))
+    }
 }
 
 /// Certificates are the same when their encodings are.
@@ -206,7 +219,7 @@ impl Eq for CaCertificate {}
 
 fn unix_time(time: ASN1Time) -> UnixTime {
     let seconds = u64::try_from(time.timestamp()).unwrap_or(0);
-    UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds))
+    UnixTime::since_unix_epoch(Duration::from_secs(seconds))
 }
 
 /// The certificates of a PEM CA bundle, each checked to parse, to be usable
@@ -359,7 +372,7 @@ mod tests {
     fn problems(pem: &str) -> BundleError {
         parse_bundle(
             pem.as_bytes(),
-            UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW)),
+            UnixTime::since_unix_epoch(Duration::from_secs(NOW)),
         )
         .unwrap_err()
     }
@@ -384,13 +397,13 @@ mod tests {
         ));
         // Explanatory text between blocks is fine (RFC 7468).
         let two = format!("first CA\n{cert}second CA\n{}", self_signed());
-        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW));
+        let now = UnixTime::since_unix_epoch(Duration::from_secs(NOW));
         assert_eq!(parse_bundle(two.as_bytes(), now).unwrap().len(), 2);
     }
 
     #[test]
     fn bounds() {
-        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW));
+        let now = UnixTime::since_unix_epoch(Duration::from_secs(NOW));
         let big = vec![b'a'; MAX_BUNDLE_BYTES + 1];
         assert_eq!(
             parse_bundle(&big, now),
@@ -410,7 +423,7 @@ mod tests {
     #[test]
     fn validity_is_checked_at_the_given_time() {
         let cert = self_signed(); // rcgen: valid from 1975 to 4096
-        let long_ago = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_000_000));
+        let long_ago = UnixTime::since_unix_epoch(Duration::from_secs(1_000_000));
         let BundleError::Blocks(errors) = parse_bundle(cert.as_bytes(), long_ago).unwrap_err()
         else {
             panic!()

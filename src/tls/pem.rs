@@ -60,8 +60,6 @@ enum Line<'a> {
     Begin(Option<&'a [u8]>),
     /// An END line, with its label if well formed.
     End(Option<&'a [u8]>),
-    /// A BEGIN or END marker that does not start its line.
-    Misplaced,
     /// Anything else, without surrounding blanks.
     Text(&'a [u8]),
     /// A line that cannot be read.
@@ -86,7 +84,7 @@ impl<'a> Line<'a> {
         let has = |marker: &[u8]| memchr::memmem::find(line, marker).is_some();
         // (Base64 has no '-': most lines are decided by the memchr.)
         if memchr::memchr(b'-', line).is_some() && (has(b"-----BEGIN") || has(b"-----END")) {
-            return Self::Misplaced;
+            return Self::Broken(PemError::MarkerInLine);
         }
         // Spaces and tabs only: readers disagree on other blanks.
         Self::Text(trim_blanks(line))
@@ -133,10 +131,7 @@ impl<'a> Blocks<'a> {
             None => (self.rest, &[][..]),
             Some(end) => match &self.rest[end..] {
                 [b'\n', rest @ ..] | [b'\r', b'\n', rest @ ..] => (&self.rest[..end], rest),
-                _ => {
-                    self.rest = &[];
-                    return Some(Line::Broken(PemError::LoneCr));
-                }
+                _ => return Some(Line::Broken(PemError::LoneCr)),
             },
         };
         self.rest = rest;
@@ -149,7 +144,6 @@ impl<'a> Blocks<'a> {
                 Line::Begin(Some(label)) => break label,
                 Line::Begin(None) => return Some(Err(PemError::MalformedBegin)),
                 Line::End(_) => return Some(Err(PemError::StrayEnd)),
-                Line::Misplaced => return Some(Err(PemError::MarkerInLine)),
                 Line::Broken(error) => return Some(Err(error)),
                 Line::Text(_) => {}
             }
@@ -160,7 +154,6 @@ impl<'a> Blocks<'a> {
                 None | Some(Line::Begin(_)) => return Some(Err(PemError::NoEnd)),
                 Some(Line::End(end)) if end == Some(label) => break,
                 Some(Line::End(_)) => return Some(Err(PemError::MismatchedEnd)),
-                Some(Line::Misplaced) => return Some(Err(PemError::MarkerInLine)),
                 Some(Line::Broken(error)) => return Some(Err(error)),
                 Some(Line::Text(text)) => self.body.extend_from_slice(text),
             }
