@@ -1,6 +1,7 @@
 //! Heap held by an index of 10,000 policies (and 10,000 each of Services and
 //! CA ConfigMaps, which share one certificate), counted by a global
-//! allocator; then 10,000 CA ConfigMaps that do not share their certificate.
+//! allocator; then 10,000 CA ConfigMaps that do not share their certificate;
+//! then trust-manager's shape, one 150-certificate bundle in 1,000 objects.
 //!
 //! ```text
 //! cargo bench --bench memory
@@ -110,5 +111,22 @@ fn main() {
     println!(
         "{n} CA ConfigMaps, each with its own certificate: {:.1} MiB",
         mib(LIVE.load(Ordering::Relaxed) - before)
+    );
+    drop(index);
+
+    // trust-manager's shape: one 150-certificate bundle copied into 1,000
+    // namespaces, one policy in each naming its copy.
+    let bundle: String =
+        own[..150].iter().map(|cm| cm.data.as_ref().unwrap()["ca.crt"].as_str()).collect();
+    let m = 1000;
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut index = Index::default();
+    (0..m).for_each(|i| index.apply(&config_map(i, &bundle)));
+    let cas = LIVE.load(Ordering::Relaxed) - before;
+    policies[..m].iter().for_each(|o| index.apply(o));
+    println!(
+        "{m} copies of a 150-certificate bundle: {:.1} MiB; + {m} policies naming them: {:.1} MiB",
+        mib(cas),
+        mib(LIVE.load(Ordering::Relaxed) - before - cas)
     );
 }

@@ -328,12 +328,12 @@ impl std::ops::Deref for PolicyEntry {
 
 /// CA material found in a ConfigMap or Secret under [`CA_CERT_KEY`],
 /// parsed once when the object is applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 enum CaData {
     /// The key is there with this (non-empty) content.
     Present {
         pem: Arc<[u8]>,
-        certificates: Result<Arc<[Arc<CaCertificate>]>, BundleError>,
+        bundle: Result<CaBundle, BundleError>,
         /// When the verdict may change with time alone: the next instant a
         /// certificate of the bundle begins or ends being valid.
         recheck_at: Option<UnixTime>,
@@ -358,7 +358,14 @@ impl CaData {
             recheck_at = recheck_at.into_iter().chain(certificate.next_validity_change(now)).min();
             Ok(certificate)
         });
-        Self::Present { pem: pem.into(), certificates: certificates.map(Into::into), recheck_at }
+        let bundle = certificates.map(|certificates| {
+            let anchors = certificates.iter().map(|c| c.trust_anchor().clone()).collect();
+            CaBundle {
+                certificates: certificates.into(),
+                roots: Arc::new(rustls::RootCertStore { roots: anchors }),
+            }
+        });
+        Self::Present { pem: pem.into(), bundle, recheck_at }
     }
 
     fn recheck_at(&self) -> Option<UnixTime> {
@@ -367,6 +374,14 @@ impl CaData {
             Self::Missing | Self::Empty => None,
         }
     }
+}
+
+/// A usable CA bundle, and its trust anchors built once for every policy
+/// naming it.
+#[derive(Clone, Debug)]
+struct CaBundle {
+    certificates: Arc<[Arc<CaCertificate>]>,
+    roots: Arc<rustls::RootCertStore>,
 }
 
 /// What the index keeps of a Secret: its CA bundle and its key pair.
@@ -791,15 +806,19 @@ impl Index {
                 Some(CaData::Empty) => {
                     problems.push(RefProblem::EmptyKey { index, reference: ca_ref.clone() })
                 }
-                Some(CaData::Present { certificates: Err(error), .. }) => {
+                Some(CaData::Present { bundle: Err(error), .. }) => {
                     problems.push(RefProblem::InvalidBundle {
                         index,
                         reference: ca_ref.clone(),
                         error: error.clone(),
                     })
                 }
-                Some(CaData::Present { pem, certificates: Ok(certificates), .. }) => sources
-                    .push(CaSource { index, pem: pem.clone(), certificates: certificates.clone() }),
+                Some(CaData::Present { pem, bundle: Ok(bundle), .. }) => sources.push(CaSource {
+                    index,
+                    pem: pem.clone(),
+                    certificates: bundle.certificates.clone(),
+                    roots: bundle.roots.clone(),
+                }),
             }
         }
         (problems, sources)
@@ -807,7 +826,7 @@ impl Index {
 }
 
 /// PEM data found under [`CA_CERT_KEY`] of a referenced ConfigMap or Secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct CaSource {
     /// The position of its reference in `caCertificateRefs`.
     pub index: usize,
@@ -816,7 +835,20 @@ pub struct CaSource {
     /// The certificates in them, each checked to parse and to be valid
     /// when the object was applied.
     pub certificates: Arc<[Arc<CaCertificate>]>,
+    /// The same certificates as rustls trusts them, shared by every policy
+    /// naming this object.
+    pub roots: Arc<rustls::RootCertStore>,
 }
+
+/// `roots` is made from `certificates`, so it is left out.
+impl PartialEq for CaSource {
+    fn eq(&self, other: &Self) -> bool {
+        (self.index, &self.pem, &self.certificates)
+            == (other.index, &other.pem, &other.certificates)
+    }
+}
+
+impl Eq for CaSource {}
 
 impl sealed::Sealed for v1::BackendTlsPolicy {}
 impl Indexed for v1::BackendTlsPolicy {

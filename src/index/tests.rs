@@ -403,13 +403,13 @@ fn a_ca_not_yet_valid_is_taken_once_it_is() {
 }
 
 /// trust-manager writes one bundle into every namespace: each certificate
-/// is parsed once and held once, whichever objects carry it.
+/// is parsed once and its DER held once, whichever objects carry it.
 #[test]
 fn a_bundle_in_many_objects_is_held_once() {
     let mut index = mk_index();
     let certificates =
         |index: &Index, namespace: &str| match index.config_maps.get(namespace, "bundle") {
-            Some(CaData::Present { certificates: Ok(certificates), .. }) => certificates.clone(),
+            Some(CaData::Present { bundle: Ok(bundle), .. }) => bundle.certificates.clone(),
             other => panic!("{other:?}"),
         };
     index.apply(&mk_ca_config_map("a", "bundle", Some(&CA_PEM)));
@@ -421,12 +421,35 @@ fn a_bundle_in_many_objects_is_held_once() {
         data: Some([(CA_CERT_KEY.to_owned(), ByteString(CA_PEM.as_bytes().to_vec()))].into()),
         ..Default::default()
     });
-    let Some(CaData::Present { certificates: Ok(c), .. }) =
+    let Some(CaData::Present { bundle: Ok(c), .. }) =
         index.secrets.get("c", "bundle").map(|s| &s.ca)
     else {
         panic!()
     };
-    assert!(Arc::ptr_eq(&a[0], &c[0]));
+    assert!(Arc::ptr_eq(&a[0], &c.certificates[0]));
+}
+
+/// Policies naming the same CA object share its trust anchors; one naming
+/// two objects trusts both.
+#[test]
+fn policies_share_their_ca_objects_anchors() {
+    let mut index = mk_index();
+    let other_ca = rcgen::generate_simple_self_signed(vec!["other-ca.example".into()]).unwrap();
+    index.apply(&mk_ca_config_map(NS, "other-ca", Some(&other_ca.cert.pem())));
+    for (service, policy) in [("svc-1", "p1"), ("svc-2", "p2"), ("svc-3", "both")] {
+        index.apply(&mk_service(NS, service, &[("https", 443)]));
+        index.apply(&mk_policy(policy, 0, service, None, "abc.example.com"));
+    }
+    let mut both = mk_policy("both", 0, "svc-3", None, "abc.example.com");
+    both.spec.validation.ca_certificate_refs.as_mut().unwrap().push(LocalObjectReference {
+        group: "".into(),
+        kind: "ConfigMap".into(),
+        name: "other-ca".into(),
+    });
+    index.apply(&both);
+    let roots = |name: &str| index.policies.get(NS, name).unwrap().roots.clone().unwrap();
+    assert!(Arc::ptr_eq(&roots("p1"), &roots("p2")));
+    assert_eq!(roots("both").len(), 2);
 }
 
 #[test]

@@ -273,8 +273,8 @@ pub(crate) fn parse_bundle_with(
 
 /// The CA certificates an index holds, by content: a bundle that many
 /// objects share (trust-manager copies one into every namespace), or that a
-/// rotation leaves mostly as it was, is parsed once per certificate and
-/// held once in memory.
+/// rotation leaves mostly as it was, is parsed once per certificate, and
+/// each certificate's DER is held once.
 ///
 /// Certificates that nothing else holds are dropped when the pool has grown
 /// to twice what is held (plus [`Self::SLACK`]) since it last dropped any.
@@ -370,11 +370,8 @@ mod tests {
     }
 
     fn problems(pem: &str) -> BundleError {
-        parse_bundle(
-            pem.as_bytes(),
-            UnixTime::since_unix_epoch(Duration::from_secs(NOW)),
-        )
-        .unwrap_err()
+        parse_bundle(pem.as_bytes(), UnixTime::since_unix_epoch(Duration::from_secs(NOW)))
+            .unwrap_err()
     }
 
     #[test]

@@ -296,18 +296,14 @@ pub(crate) fn trust_roots(
         TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(name)) => named(name)
             .filter(|roots| !roots.is_empty())
             .ok_or_else(|| PolicyProblem::UnsupportedWellKnown(name.to_string())),
-        TrustAnchors::CaCertificateRefs(_) => {
-            let roots: Vec<_> = sources
-                .iter()
-                .flat_map(|source| source.certificates.iter())
-                .map(|certificate| certificate.trust_anchor().clone())
-                .collect();
-            if roots.is_empty() {
-                Err(PolicyProblem::NoValidCACertificate)
-            } else {
-                Ok(Arc::new(RootCertStore { roots }))
-            }
-        }
+        TrustAnchors::CaCertificateRefs(_) => match sources {
+            [] => Err(PolicyProblem::NoValidCACertificate),
+            // The common case shares the object's anchors.
+            [source] => Ok(source.roots.clone()),
+            _ => Ok(Arc::new(RootCertStore {
+                roots: sources.iter().flat_map(|s| s.roots.roots.iter().cloned()).collect(),
+            })),
+        },
     }
 }
 
