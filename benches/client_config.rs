@@ -10,8 +10,11 @@
 //! - `apply_new_ca_and_build`: a ConfigMap whose every certificate is new to
 //!   the index, applied, then the config built;
 //! - `apply_one_new_and_build`: a rotation, one of the certificates new;
-//! - `apply_known_and_build`: a bundle the index holds already (in another
-//!   namespace, say, as trust-manager copies it), applied, then built.
+//! - `apply_known_and_build`: a bundle the index holds already in another
+//!   object (trust-manager updates its copy in every namespace), applied,
+//!   then the config built;
+//! - `apply_unchanged_and_build`: the ConfigMap applied again as it was (a
+//!   watcher's relist), then the config built.
 //!
 //! ```text
 //! cargo bench --bench client_config
@@ -55,12 +58,18 @@ fn build(c: &mut Criterion) {
         });
         // Each iteration starts from its own index (set-up not timed), so
         // the new certificates are new to it.
+        let known = ca_bundle(n);
+        let mut holding_known = index.clone();
+        let mut copy = config_map(&known);
+        copy.metadata.namespace = Some("copy".into());
+        holding_known.apply(&copy);
         let rotations = [
-            ("apply_new_ca_and_build", ca_bundle(n)),
-            ("apply_one_new_and_build", one_replaced(&pem)),
-            ("apply_known_and_build", pem.clone()),
+            ("apply_new_ca_and_build", &index, ca_bundle(n)),
+            ("apply_one_new_and_build", &index, one_replaced(&pem)),
+            ("apply_known_and_build", &holding_known, known),
+            ("apply_unchanged_and_build", &index, pem.clone()),
         ];
-        for (name, rotated) in rotations {
+        for (name, index, rotated) in rotations {
             if n == 1 && name == "apply_one_new_and_build" {
                 continue;
             }

@@ -51,7 +51,7 @@ use crate::{
     status::RefProblem,
     tls::{
         ClientCertificate,
-        ca::{self, BundleError, CaCertificate, CertificatePool},
+        ca::{BundlePool, CaCertificate, ReadBundle},
     },
 };
 
@@ -327,17 +327,11 @@ impl std::ops::Deref for PolicyEntry {
 }
 
 /// CA material found in a ConfigMap or Secret under [`CA_CERT_KEY`],
-/// parsed once when the object is applied.
+/// read once when the object is applied.
 #[derive(Clone, Debug)]
 enum CaData {
     /// The key is there with this (non-empty) content.
-    Present {
-        pem: Arc<[u8]>,
-        bundle: Result<CaBundle, BundleError>,
-        /// When the verdict may change with time alone: the next instant a
-        /// certificate of the bundle begins or ends being valid.
-        recheck_at: Option<UnixTime>,
-    },
+    Present(Arc<ReadBundle>),
     /// The object has no such key.
     Missing,
     /// The key is there but empty.
@@ -346,42 +340,30 @@ enum CaData {
 
 impl CaData {
     /// The data of `ca.crt` as it stands at `now`.
-    fn from_bytes(bytes: Option<&[u8]>, pool: &mut CertificatePool, now: UnixTime) -> Self {
-        let pem = match bytes {
-            None => return Self::Missing,
-            Some(b) if b.iter().all(u8::is_ascii_whitespace) => return Self::Empty,
-            Some(b) => b,
-        };
-        let mut recheck_at = None;
-        let certificates = ca::parse_bundle_with(pem, now, |der| {
-            let certificate = pool.get_or_parse(der)?;
-            recheck_at = recheck_at.into_iter().chain(certificate.next_validity_change(now)).min();
-            Ok(certificate)
-        });
-        let bundle = certificates.map(|certificates| {
-            let anchors = certificates.iter().map(|c| c.trust_anchor().clone()).collect();
-            CaBundle {
-                certificates: certificates.into(),
-                roots: Arc::new(rustls::RootCertStore { roots: anchors }),
-            }
-        });
-        Self::Present { pem: pem.into(), bundle, recheck_at }
+    fn read(bytes: Option<&[u8]>, pool: &mut BundlePool, now: UnixTime) -> Self {
+        match bytes {
+            None => Self::Missing,
+            Some(b) if b.iter().all(u8::is_ascii_whitespace) => Self::Empty,
+            Some(pem) => Self::Present(pool.read(pem, now)),
+        }
     }
 
     fn recheck_at(&self) -> Option<UnixTime> {
         match self {
-            Self::Present { recheck_at, .. } => *recheck_at,
+            Self::Present(bundle) => bundle.recheck_at,
             Self::Missing | Self::Empty => None,
         }
     }
-}
 
-/// A usable CA bundle, and its trust anchors built once for every policy
-/// naming it.
-#[derive(Clone, Debug)]
-struct CaBundle {
-    certificates: Arc<[Arc<CaCertificate>]>,
-    roots: Arc<rustls::RootCertStore>,
+    /// Whether this is what `old` was, so that nothing naming the object
+    /// needs to change (a relist applies every object again).
+    fn is_unchanged_from(&self, old: Option<&Self>) -> bool {
+        match (old, self) {
+            (Some(Self::Present(old)), Self::Present(new)) => Arc::ptr_eq(old, new),
+            (Some(Self::Missing), Self::Missing) | (Some(Self::Empty), Self::Empty) => true,
+            _ => false,
+        }
+    }
 }
 
 /// What the index keeps of a Secret: its CA bundle and its key pair.
@@ -443,8 +425,9 @@ pub struct Index {
     secrets: Namespaced<SecretData>,
     /// The policies naming each CA object name, whatever its kind.
     ca_dependents: Namespaced<Vec<Arc<ObjectKey>>>,
-    /// The certificates of `config_maps` and `secrets`, by content.
-    ca_certificates: CertificatePool,
+    /// The CA bundles of `config_maps` and `secrets`, and their
+    /// certificates, by content.
+    ca_bundles: BundlePool,
     /// The implementation's own `wellKnownCACertificates` sets.
     well_known_roots: Map<DomainPrefixedName, Arc<rustls::RootCertStore>>,
     grants: Grants,
@@ -539,16 +522,16 @@ impl Index {
     /// fail closed); one refused for a certificate not yet valid is read
     /// again. Returns the objects read again.
     pub fn recheck_ca_validity(&mut self, now: UnixTime) -> Vec<ObjectKey> {
-        let Self { config_maps, secrets, ca_certificates, .. } = self;
+        let Self { config_maps, secrets, ca_bundles, .. } = self;
         let secrets = secrets.iter_mut().map(|(ns, name, secret)| (ns, name, &mut secret.ca));
         let mut changed = Vec::new();
         for (namespace, name, data) in config_maps.iter_mut().chain(secrets) {
-            let CaData::Present { pem, recheck_at: Some(at), .. } = data else { continue };
-            if *at > now {
+            let CaData::Present(bundle) = data else { continue };
+            if bundle.recheck_at.is_none_or(|at| at > now) {
                 continue;
             }
-            let pem = pem.clone();
-            *data = CaData::from_bytes(Some(&pem), ca_certificates, now);
+            // Objects holding the same text find it read again already.
+            *bundle = ca_bundles.read(&bundle.pem.clone(), now);
             changed.push(ObjectKey::new(namespace, name));
         }
         for key in &changed {
@@ -806,19 +789,19 @@ impl Index {
                 Some(CaData::Empty) => {
                     problems.push(RefProblem::EmptyKey { index, reference: ca_ref.clone() })
                 }
-                Some(CaData::Present { bundle: Err(error), .. }) => {
-                    problems.push(RefProblem::InvalidBundle {
+                Some(CaData::Present(read)) => match &read.verdict {
+                    Err(error) => problems.push(RefProblem::InvalidBundle {
                         index,
                         reference: ca_ref.clone(),
                         error: error.clone(),
-                    })
-                }
-                Some(CaData::Present { pem, bundle: Ok(bundle), .. }) => sources.push(CaSource {
-                    index,
-                    pem: pem.clone(),
-                    certificates: bundle.certificates.clone(),
-                    roots: bundle.roots.clone(),
-                }),
+                    }),
+                    Ok(bundle) => sources.push(CaSource {
+                        index,
+                        pem: read.pem.clone(),
+                        certificates: bundle.certificates.clone(),
+                        roots: bundle.roots.clone(),
+                    }),
+                },
             }
         }
         (problems, sources)
@@ -942,9 +925,11 @@ impl Indexed for ConfigMap {
         let text = self.data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(String::as_bytes);
         let binary =
             self.binary_data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(|b| b.0.as_slice());
-        let ca = CaData::from_bytes(text.or(binary), &mut index.ca_certificates, UnixTime::now());
-        index.config_maps.insert(&key, ca);
-        index.refresh_dependents(&key);
+        let ca = CaData::read(text.or(binary), &mut index.ca_bundles, UnixTime::now());
+        let old = index.config_maps.insert(&key, ca.clone());
+        if !ca.is_unchanged_from(old.as_ref()) {
+            index.refresh_dependents(&key);
+        }
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.config_maps.remove(key);
@@ -966,12 +951,17 @@ impl Indexed for Secret {
                 self.string_data.as_ref().and_then(|d| d.get(name)).map(String::as_bytes)
             })
         };
+        let ca = CaData::read(value(CA_CERT_KEY), &mut index.ca_bundles, UnixTime::now());
         let secret = SecretData {
-            ca: CaData::from_bytes(value(CA_CERT_KEY), &mut index.ca_certificates, UnixTime::now()),
+            ca: ca.clone(),
             key_pair: ClientCertificate::from_pem(value("tls.crt"), value("tls.key")),
         };
-        index.secrets.insert(&key, secret);
-        index.refresh_dependents(&key);
+        let old = index.secrets.insert(&key, secret);
+        // Policies depend on the CA only; a client certificate is looked up
+        // when a configuration is built.
+        if !ca.is_unchanged_from(old.as_ref().map(|s| &s.ca)) {
+            index.refresh_dependents(&key);
+        }
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
         index.secrets.remove(key);

@@ -15,6 +15,7 @@ use crate::{
         ReferenceGrantTo,
     },
     status::Reason,
+    tls::ca,
 };
 
 const NS: &str = "gateway-conformance-infra";
@@ -372,6 +373,8 @@ fn a_ca_that_expires_later_is_refused_then() {
     assert!(applied.usable().is_err());
     // Next: the long-lived CA's end, though the bundle stays refused.
     let long_lived = ca::parse_bundle(CA_PEM.as_bytes(), secs(last)).unwrap()[0].not_after();
+    // The ConfigMap and the Secret hold the same text: read again once.
+    assert!(Arc::ptr_eq(&read_bundle(&index, NS, "ca"), &read_bundle(&index, NS, "ca-secret")));
     assert_eq!(index.next_ca_validity_change(), Some(secs(long_lived.as_secs() + 1)));
     assert_eq!(index.recheck_ca_validity(secs(last + 2)), []);
 }
@@ -402,31 +405,68 @@ fn a_ca_not_yet_valid_is_taken_once_it_is() {
     assert_eq!(index.next_ca_validity_change(), Some(secs(end + 1)));
 }
 
-/// trust-manager writes one bundle into every namespace: each certificate
-/// is parsed once and its DER held once, whichever objects carry it.
+/// The bundle an object holds, as read.
+fn read_bundle(index: &Index, namespace: &str, name: &str) -> Arc<ReadBundle> {
+    let data = index.config_maps.get(namespace, name);
+    match data.or_else(|| index.secrets.get(namespace, name).map(|s| &s.ca)) {
+        Some(CaData::Present(read)) => read.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn certificates(read: &ReadBundle) -> Arc<[Arc<CaCertificate>]> {
+    read.verdict.as_ref().unwrap().certificates.clone()
+}
+
+/// trust-manager writes one bundle into every namespace: the text is read,
+/// and held, once, whichever objects carry it; a text that differs around
+/// the blocks still shares each certificate.
 #[test]
 fn a_bundle_in_many_objects_is_held_once() {
     let mut index = mk_index();
-    let certificates =
-        |index: &Index, namespace: &str| match index.config_maps.get(namespace, "bundle") {
-            Some(CaData::Present { bundle: Ok(bundle), .. }) => bundle.certificates.clone(),
-            other => panic!("{other:?}"),
-        };
     index.apply(&mk_ca_config_map("a", "bundle", Some(&CA_PEM)));
-    index.apply(&mk_ca_config_map("b", "bundle", Some(&format!("# copied\n{}", *CA_PEM))));
-    let (a, b) = (certificates(&index, "a"), certificates(&index, "b"));
-    assert!(Arc::ptr_eq(&a[0], &b[0]));
+    index.apply(&mk_ca_config_map("b", "bundle", Some(&CA_PEM)));
     index.apply(&Secret {
         metadata: meta("c", "bundle"),
         data: Some([(CA_CERT_KEY.to_owned(), ByteString(CA_PEM.as_bytes().to_vec()))].into()),
         ..Default::default()
     });
-    let Some(CaData::Present { bundle: Ok(c), .. }) =
-        index.secrets.get("c", "bundle").map(|s| &s.ca)
-    else {
-        panic!()
+    let a = read_bundle(&index, "a", "bundle");
+    assert!(Arc::ptr_eq(&a, &read_bundle(&index, "b", "bundle")));
+    assert!(Arc::ptr_eq(&a, &read_bundle(&index, "c", "bundle")));
+
+    index.apply(&mk_ca_config_map("d", "bundle", Some(&format!("# copied\n{}", *CA_PEM))));
+    let d = read_bundle(&index, "d", "bundle");
+    assert!(!Arc::ptr_eq(&a, &d));
+    assert!(Arc::ptr_eq(&certificates(&a)[0], &certificates(&d)[0]));
+}
+
+/// A relist applies every object again: a CA object whose text is the same
+/// leaves the policies naming it, and so the cached configurations, as they
+/// were; a changed one replaces them.
+#[test]
+fn an_unchanged_ca_object_keeps_its_policies() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_ca_config_map(NS, "ca", Some(&CA_PEM)));
+    index.apply(&mk_policy("p", 0, "svc", None, "abc.example.com"));
+    let cache = crate::tls::TlsCache::default();
+    let params = crate::tls::TlsParams::default();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = |index: &Index| {
+        let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+        let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
+        cache.client_config_with_provider(applied, &params, provider.clone()).unwrap().config
     };
-    assert!(Arc::ptr_eq(&a[0], &c.certificates[0]));
+    let before = config(&index);
+    let mut again = mk_ca_config_map(NS, "ca", Some(&CA_PEM));
+    again.metadata.resource_version = Some("2".into());
+    index.apply(&again);
+    assert!(Arc::ptr_eq(&before, &config(&index)));
+
+    let other = rcgen::generate_simple_self_signed(vec!["other-ca.example".into()]).unwrap();
+    index.apply(&mk_ca_config_map(NS, "ca", Some(&other.cert.pem())));
+    assert!(!Arc::ptr_eq(&before, &config(&index)));
 }
 
 /// Policies naming the same CA object share its trust anchors; one naming
