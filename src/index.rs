@@ -297,7 +297,10 @@ struct Rank {
 pub(crate) struct PolicyState {
     key: Arc<ObjectKey>,
     policy: v1::BackendTlsPolicy,
-    validated: Result<ValidatedPolicy, ValidationErrors>,
+    /// Shared with the policy's previous version when the spec is the same
+    /// (a status write changes only the object's version), so that the
+    /// configurations built from it stay cached.
+    validated: Result<Arc<ValidatedPolicy>, ValidationErrors>,
     rank: Rank,
     attachments: Vec<(usize, AttachKey)>,
     unsupported_targets: Vec<usize>,
@@ -305,8 +308,10 @@ pub(crate) struct PolicyState {
 
 /// A policy as the index holds it: its own state, shared between versions
 /// that differ only in the CA objects, and what those objects make of it.
-/// Every change to either gives a new `Arc<PolicyEntry>`, which is what
-/// [`TlsCache`](crate::tls::TlsCache) keys on.
+/// Every change to either gives a new `Arc<PolicyEntry>`;
+/// [`TlsCache`](crate::tls::TlsCache) keys on the parts TLS is built from,
+/// the validated policy and the trust anchors, which are kept from one
+/// entry to the next while they stay the same.
 #[derive(Debug)]
 pub(crate) struct PolicyEntry {
     state: Arc<PolicyState>,
@@ -562,7 +567,7 @@ impl Index {
             .policies
             .values()
             .filter(|entry| {
-                let anchors = entry.validated.as_ref().map(ValidatedPolicy::trust_anchors);
+                let anchors = entry.validated.as_ref().map(|policy| policy.trust_anchors());
                 matches!(anchors, Ok(TrustAnchors::WellKnown(WellKnownCa::ImplementationSpecific(n))) if *n == name)
             })
             .map(|entry| entry.state.clone())
@@ -572,7 +577,7 @@ impl Index {
             None => self.well_known_roots.remove(&name),
         };
         for state in naming {
-            self.insert_entry(state);
+            self.insert_entry(state, None);
         }
     }
 
@@ -619,7 +624,7 @@ impl Index {
 
     fn apply_policy(&mut self, policy: &v1::BackendTlsPolicy) {
         let Some(key) = ObjectKey::of(&policy.metadata) else { return };
-        self.delete_policy(&key);
+        let previous = self.delete_policy(&key);
         let rank = Rank {
             undated: policy.metadata.creation_timestamp.is_none(),
             created: policy.metadata.creation_timestamp.clone(),
@@ -641,7 +646,10 @@ impl Index {
                 None => unsupported_targets.push(i),
             }
         }
-        let validated = ValidatedPolicy::try_from(&policy.spec);
+        let validated = match &previous {
+            Some(previous) if previous.policy.spec == policy.spec => previous.validated.clone(),
+            _ => ValidatedPolicy::try_from(&policy.spec).map(Arc::new),
+        };
         for name in ca_ref_names(&validated) {
             self.ca_dependents.entry(&key.namespace, name).push(rank.key.clone());
         }
@@ -653,25 +661,30 @@ impl Index {
             attachments,
             unsupported_targets,
         });
-        self.insert_entry(state);
+        self.insert_entry(state, previous.as_deref());
     }
 
     /// Computes what the CA objects make of a policy and puts the result
     /// where resolution finds it, replacing the previous entry. Resolving
     /// never looks CA objects up: this runs when the policy or a CA object
     /// it names changes.
-    fn insert_entry(&mut self, state: Arc<PolicyState>) {
+    fn insert_entry(&mut self, state: Arc<PolicyState>, previous: Option<&PolicyEntry>) {
         let (mut problems, ca_sources) =
             self.usage_problems(&state.key.namespace, &state.validated);
+        // Anchors merged from several CA objects are made anew only when
+        // one of those objects changed.
+        let kept = previous
+            .filter(|p| !ca_sources.is_empty() && same_anchors(&p.ca_sources, &ca_sources))
+            .and_then(|p| p.roots.clone());
         let roots = match &state.validated {
-            Ok(policy) if problems.is_empty() => {
-                crate::tls::trust_roots(policy, &ca_sources, |name| {
-                    self.well_known_roots.get(name).cloned()
-                })
-                .map_err(|p| problems.push(p))
-                .ok()
-            }
-            _ => None,
+            Ok(_) if !problems.is_empty() => None,
+            Ok(_) if kept.is_some() => kept,
+            Ok(policy) => crate::tls::trust_roots(policy, &ca_sources, |name| {
+                self.well_known_roots.get(name).cloned()
+            })
+            .map_err(|p| problems.push(p))
+            .ok(),
+            Err(_) => None,
         };
         let entry = Arc::new(PolicyEntry { state, problems, ca_sources: ca_sources.into(), roots });
         for (_, attach) in &entry.attachments {
@@ -685,8 +698,9 @@ impl Index {
         self.policies.insert(&key, entry);
     }
 
-    fn delete_policy(&mut self, key: &ObjectKey) {
-        let Some(entry) = self.policies.remove(key) else { return };
+    /// Removes a policy, returning what the index held of it.
+    fn delete_policy(&mut self, key: &ObjectKey) -> Option<Arc<PolicyEntry>> {
+        let entry = self.policies.remove(key)?;
         for name in ca_ref_names(&entry.validated) {
             self.ca_dependents.update(
                 &key.namespace,
@@ -709,6 +723,7 @@ impl Index {
                 Target::is_empty,
             );
         }
+        Some(entry)
     }
 
     /// The parsed `tls.crt`/`tls.key` of a Secret, if the Secret exists.
@@ -726,8 +741,8 @@ impl Index {
         let dependents =
             self.ca_dependents.get(&key.namespace, &key.name).cloned().unwrap_or_default();
         for dependent in dependents {
-            if let Some(entry) = self.policies.get(&dependent.namespace, &dependent.name) {
-                self.insert_entry(entry.state.clone());
+            if let Some(entry) = self.policies.get(&dependent.namespace, &dependent.name).cloned() {
+                self.insert_entry(entry.state.clone(), Some(&entry));
             }
         }
     }
@@ -815,8 +830,9 @@ pub struct CaSource {
     pub index: usize,
     /// The bytes under `ca.crt`.
     pub pem: Arc<[u8]>,
-    /// The certificates in them, each checked to parse and to be valid
-    /// when the object was applied.
+    /// The certificates in them, each checked to parse, and to be valid
+    /// when the bundle was last read (it is read again whenever one of its
+    /// certificates begins or ends being valid).
     pub certificates: Arc<[Arc<CaCertificate>]>,
     /// The same certificates as rustls trusts them, shared by every policy
     /// naming this object.
@@ -951,14 +967,14 @@ impl Indexed for Secret {
                 self.string_data.as_ref().and_then(|d| d.get(name)).map(String::as_bytes)
             })
         };
+        let old = index.secrets.get(&key.namespace, &key.name);
+        let old_key_pair = old.and_then(|s| s.key_pair.as_ref().ok());
+        let key_pair = ClientCertificate::from_pem(value("tls.crt"), value("tls.key"))
+            .map(|new| new.or_unchanged(old_key_pair));
         let ca = CaData::read(value(CA_CERT_KEY), &mut index.ca_bundles, UnixTime::now());
-        let secret = SecretData {
-            ca: ca.clone(),
-            key_pair: ClientCertificate::from_pem(value("tls.crt"), value("tls.key")),
-        };
-        let old = index.secrets.insert(&key, secret);
-        // Policies depend on the CA only; a client certificate is looked up
-        // when a configuration is built.
+        let old = index.secrets.insert(&key, SecretData { ca: ca.clone(), key_pair });
+        // Policy entries depend on the CA only; a client certificate is
+        // read by `Index::client_certificate` and passed in `TlsParams`.
         if !ca.is_unchanged_from(old.as_ref().map(|s| &s.ca)) {
             index.refresh_dependents(&key);
         }
@@ -974,11 +990,18 @@ impl Indexed for Secret {
 
 /// The names of the CA objects a policy refers to.
 fn ca_ref_names(
-    validated: &Result<ValidatedPolicy, ValidationErrors>,
+    validated: &Result<Arc<ValidatedPolicy>, ValidationErrors>,
 ) -> impl Iterator<Item = &str> {
-    let refs = match validated.as_ref().map(ValidatedPolicy::trust_anchors) {
+    let refs = match validated.as_ref().map(|policy| policy.trust_anchors()) {
         Ok(TrustAnchors::CaCertificateRefs(refs)) => refs.as_slice(),
         _ => &[],
     };
     refs.iter().map(|r| r.name.as_str())
+}
+
+/// Whether two lists of CA sources give the same trust anchors: the same
+/// references resolved to the same objects' anchors.
+fn same_anchors(old: &[CaSource], new: &[CaSource]) -> bool {
+    old.len() == new.len()
+        && old.iter().zip(new).all(|(o, n)| o.index == n.index && Arc::ptr_eq(&o.roots, &n.roots))
 }

@@ -148,8 +148,16 @@ impl AppliedPolicy {
         &self.entry.ca_sources
     }
 
-    pub(crate) fn entry(&self) -> &Arc<PolicyEntry> {
-        &self.entry
+    /// What TLS is built from when the policy is usable: the validated
+    /// policy and its trust anchors, both kept from one index version to
+    /// the next while they stay the same.
+    pub(crate) fn tls_inputs(
+        &self,
+    ) -> Option<(&Arc<ValidatedPolicy>, &Arc<rustls::RootCertStore>)> {
+        match (&self.entry.validated, &self.entry.roots) {
+            (Ok(policy), Some(roots)) if self.problems.is_empty() => Some((policy, roots)),
+            _ => None,
+        }
     }
 
     /// The trust anchors, present when the policy has no problems.
@@ -372,7 +380,7 @@ impl Index {
     pub(super) fn usage_problems(
         &self,
         namespace: &str,
-        validated: &Result<ValidatedPolicy, ValidationErrors>,
+        validated: &Result<Arc<ValidatedPolicy>, ValidationErrors>,
     ) -> (Vec<PolicyProblem>, Vec<CaSource>) {
         let policy = match validated {
             Err(errors) => return (vec![PolicyProblem::Invalid(errors.clone())], Vec::new()),

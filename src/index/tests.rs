@@ -463,6 +463,16 @@ fn an_unchanged_ca_object_keeps_its_policies() {
     again.metadata.resource_version = Some("2".into());
     index.apply(&again);
     assert!(Arc::ptr_eq(&before, &config(&index)));
+    // The same text under `binaryData` is the same bundle.
+    let binary = ConfigMap {
+        metadata: meta(NS, "ca"),
+        binary_data: Some(
+            [(CA_CERT_KEY.to_owned(), ByteString(CA_PEM.as_bytes().to_vec()))].into(),
+        ),
+        ..Default::default()
+    };
+    index.apply(&binary);
+    assert!(Arc::ptr_eq(&before, &config(&index)));
 
     let other = rcgen::generate_simple_self_signed(vec!["other-ca.example".into()]).unwrap();
     index.apply(&mk_ca_config_map(NS, "ca", Some(&other.cert.pem())));

@@ -2,7 +2,10 @@
 //! `Gateway.spec.tls.backend.clientCertificateRef`, a Secret with `tls.crt`
 //! and `tls.key`, presented to every backend the Gateway dials over TLS.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{Arc, Weak},
+};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rustls::{
@@ -20,7 +23,18 @@ use crate::{
 /// A certificate chain and its private key, parsed from a Secret. Cheap to
 /// clone; clones are the same certificate (for caching).
 #[derive(Clone)]
-pub struct ClientCertificate(Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>);
+pub struct ClientCertificate(Arc<KeyPair>);
+
+type KeyPair = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// See [`ClientCertificate::held`].
+pub(crate) struct HeldKeyPair(Weak<KeyPair>);
+
+impl HeldKeyPair {
+    pub(crate) fn is_held(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+}
 
 impl ClientCertificate {
     /// Parses `tls.crt` (a PEM chain, leaf first) and `tls.key` (a PEM
@@ -81,6 +95,21 @@ impl ClientCertificate {
 
     pub(crate) fn identity(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
+    }
+
+    /// A handle that tells whether this content is still held, without
+    /// holding it (nor letting its address be reused).
+    pub(crate) fn held(&self) -> HeldKeyPair {
+        HeldKeyPair(Arc::downgrade(&self.0))
+    }
+
+    /// `self`, unless `old` has the same certificates and key: then `old`,
+    /// so that what was built with it stays cached.
+    pub(crate) fn or_unchanged(self, old: Option<&Self>) -> Self {
+        match old {
+            Some(old) if old.chain() == self.chain() && old.key() == self.key() => old.clone(),
+            _ => self,
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 //! unless the policy's [`options`] narrow them.
 
 pub mod ca;
+mod cache;
 mod client_cert;
 pub mod options;
 mod pem;
@@ -31,6 +32,7 @@ use rustls::{
     pki_types::ServerName,
 };
 
+pub use cache::TlsCache;
 pub use client_cert::{ClientCertificate, ClientCertificateError, GatewayClientCertificate};
 pub use options::OptionError;
 
@@ -132,102 +134,6 @@ pub fn client_config_with_provider(
         }
         BuildError::Rustls(e) => TlsError::Rustls(e),
     })
-}
-
-/// Configurations already built, so that asking again with unchanged inputs
-/// returns the same `Arc<ClientConfig>` (connection pools and session
-/// resumption rely on that).
-///
-/// The key is the identity of the inputs: the policy as the [`Index`]
-/// last computed it (a new policy version, or a change to a CA object it
-/// names, makes a new one), the client certificate's Secret content, the
-/// crypto provider, and the options domain and ALPN. A hit is a hash lookup
-/// under a mutex; nothing is parsed or built.
-///
-/// [`Index`]: crate::index::Index
-#[derive(Default)]
-pub struct TlsCache {
-    entries: std::sync::Mutex<crate::index::Map<CacheKey, Cached>>,
-}
-
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct CacheKey {
-    policy: usize,
-    client_certificate: Option<usize>,
-    provider: usize,
-    options_domain: Option<String>,
-    alpn: Vec<Vec<u8>>,
-}
-
-/// A built configuration, and the inputs it was built from, held so that
-/// their addresses (the key) cannot be reused by other values.
-struct Cached {
-    policy: Arc<crate::index::PolicyEntry>,
-    _client_certificate: Option<ClientCertificate>,
-    _provider: Arc<CryptoProvider>,
-    tls: BackendTls,
-}
-
-impl TlsCache {
-    /// Like [`client_config`], through the cache.
-    ///
-    /// # Errors
-    ///
-    /// As [`client_config`]; errors are not cached.
-    pub fn client_config(
-        &self,
-        applied: &AppliedPolicy,
-        params: &TlsParams,
-    ) -> Result<BackendTls, TlsError> {
-        self.client_config_with_provider(applied, params, default_provider()?)
-    }
-
-    /// Like [`client_config_with_provider`], through the cache.
-    ///
-    /// # Errors
-    ///
-    /// As [`client_config_with_provider`]; errors are not cached.
-    pub fn client_config_with_provider(
-        &self,
-        applied: &AppliedPolicy,
-        params: &TlsParams,
-        provider: Arc<CryptoProvider>,
-    ) -> Result<BackendTls, TlsError> {
-        let key = CacheKey {
-            policy: Arc::as_ptr(applied.entry()) as usize,
-            client_certificate: params.client_certificate.as_ref().map(ClientCertificate::identity),
-            provider: Arc::as_ptr(&provider) as usize,
-            options_domain: params.options_domain.clone(),
-            alpn: params.alpn.clone(),
-        };
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(cached) = entries.get(&key) {
-            return Ok(cached.tls.clone());
-        }
-        // Drop what was built for policy versions the index let go of.
-        entries.retain(|_, cached| Arc::strong_count(&cached.policy) > 1);
-        let tls = client_config_with_provider(applied, params, provider.clone())?;
-        entries.insert(
-            key,
-            Cached {
-                policy: applied.entry().clone(),
-                _client_certificate: params.client_certificate.clone(),
-                _provider: provider,
-                tls: tls.clone(),
-            },
-        );
-        Ok(tls)
-    }
-
-    /// How many configurations the cache holds.
-    pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
-    }
-
-    /// Whether the cache holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 enum BuildError {

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use backend_tls_policy::{
     api::v1,
     grant::Referrer,
-    index::{AppliedPolicy, BackendRef, Index, Outcome},
+    index::{AppliedPolicy, BackendRef, Index, ObjectKey, Outcome},
     tls::{self, BackendTls, ClientCertificate, TlsCache, TlsError, TlsParams},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -581,6 +581,15 @@ fn cache_returns_the_same_config_until_an_input_changes() {
     assert!(Arc::ptr_eq(&first, &get(&index)), "unchanged inputs, same Arc");
     index.apply(&service); // an unrelated object
     assert!(Arc::ptr_eq(&first, &get(&index)));
+    // Status written: the object's version changes, its spec does not. Then
+    // a relist applies everything again.
+    let mut written = policy.clone();
+    written.metadata.resource_version = Some("2".into());
+    written.status = Some(serde_json::from_value(json!({"ancestors": []})).unwrap());
+    index.apply(&written);
+    index.apply(&ca_config_map(&ca.pem));
+    assert!(Arc::ptr_eq(&first, &get(&index)), "a status write or relist keeps the config");
+    assert_eq!(index.policy(&ObjectKey::new("shop", "shop-tls")), Some(&written));
 
     index.apply(&ca_config_map(&format!("{}{}", ca.pem, Ca::root("rotated").pem)));
     let rotated = get(&index);
@@ -782,4 +791,79 @@ fn gateway_client_certificate_refs() {
     let message =
         index.client_certificate(&gateway(json!({"name": "empty"}))).unwrap_err().to_string();
     assert_eq!(message, "clientCertificateRef Secret infra/empty: has no tls.crt and no tls.key");
+}
+
+/// A policy naming two CA objects (an old and a new CA during a rotation)
+/// keeps its merged anchors, and its cached config, until one of them
+/// changes.
+#[test]
+fn cache_keeps_merged_anchors_until_a_ca_object_changes() {
+    let (old, new) = (Ca::root("old CA"), Ca::root("new CA"));
+    let cache = TlsCache::default();
+    let (params, provider) = (TlsParams::default(), provider());
+    let get = |index: &Index| {
+        let applied = resolve_shop(index);
+        cache.client_config_with_provider(&applied, &params, provider.clone()).unwrap().config
+    };
+    let mut index = Index::default();
+    index.apply(&shop_service());
+    index.apply(&ca_config_map(&old.pem));
+    let mut next = ca_config_map(&new.pem);
+    next.metadata.name = Some("ca-next".into());
+    index.apply(&next);
+    let refs = json!([
+        {"group": "", "kind": "ConfigMap", "name": "ca"},
+        {"group": "", "kind": "ConfigMap", "name": "ca-next"},
+    ]);
+    let policy =
+        shop_policy(json!({"caCertificateRefs": refs, "hostname": "abc.example.com"}), json!(null));
+    index.apply(&policy);
+    let first = get(&index);
+    index.apply(&policy);
+    index.apply(&next);
+    assert!(Arc::ptr_eq(&first, &get(&index)));
+    index.apply(&ca_config_map(&format!("{}{}", old.pem, new.pem)));
+    assert!(!Arc::ptr_eq(&first, &get(&index)), "a CA object changed");
+}
+
+/// A client-certificate Secret applied again unchanged keeps the config
+/// built with it; new content gives a new one, and the old is dropped.
+#[test]
+fn cache_keeps_the_client_certificate_until_its_secret_changes() {
+    use backend_tls_policy::tls::GatewayClientCertificate;
+    use k8s_openapi::api::core::v1::Secret;
+
+    let ca = Ca::root("test CA");
+    let client_secret = |(chain, key): &(String, String)| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "shop", "name": "client"},
+            "stringData": {"tls.crt": chain, "tls.key": key, "ca.crt": ca.pem},
+        }))
+        .unwrap()
+    };
+    let gateway: GatewayClientCertificate = serde_json::from_value(json!({
+        "metadata": {"namespace": "shop", "name": "gw"},
+        "spec": {"tls": {"backend": {"clientCertificateRef": {"name": "client"}}}},
+    }))
+    .unwrap();
+    let cache = TlsCache::default();
+    let provider = provider();
+    let get = |index: &Index| {
+        let client_certificate = index.client_certificate(&gateway).unwrap();
+        let params = TlsParams { client_certificate, ..Default::default() };
+        cache.client_config_with_provider(&resolve_shop(index), &params, provider.clone()).unwrap()
+    };
+    let mut index = Index::default();
+    index.apply(&shop_service());
+    index.apply(&ca_config_map(&ca.pem));
+    index.apply(&shop_policy(ca_validation("abc.example.com", json!(null)), json!(null)));
+    let pair = ca.issue(&[], -1, 30, true);
+    index.apply(&client_secret(&pair));
+    let first = get(&index).config;
+    index.apply(&client_secret(&pair));
+    assert!(Arc::ptr_eq(&first, &get(&index).config), "same tls.crt and tls.key");
+
+    index.apply(&client_secret(&ca.issue(&[], -1, 30, true)));
+    assert!(!Arc::ptr_eq(&first, &get(&index).config), "a new client certificate");
+    assert_eq!(cache.len(), 1, "the config with the old one is dropped");
 }
