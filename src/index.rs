@@ -667,7 +667,8 @@ impl Index {
     /// Computes what the CA objects make of a policy and puts the result
     /// where resolution finds it, replacing the previous entry. Resolving
     /// never looks CA objects up: this runs when the policy or a CA object
-    /// it names changes.
+    /// it names changes. `previous`, the entry this one replaces, lends its
+    /// trust anchors when they would come out the same.
     fn insert_entry(&mut self, state: Arc<PolicyState>, previous: Option<&PolicyEntry>) {
         let (mut problems, ca_sources) =
             self.usage_problems(&state.key.namespace, &state.validated);
@@ -968,9 +969,11 @@ impl Indexed for Secret {
             })
         };
         let old = index.secrets.get(&key.namespace, &key.name);
-        let old_key_pair = old.and_then(|s| s.key_pair.as_ref().ok());
-        let key_pair = ClientCertificate::from_pem(value("tls.crt"), value("tls.key"))
-            .map(|new| new.or_unchanged(old_key_pair));
+        let key_pair = ClientCertificate::from_pem_unless_unchanged(
+            value("tls.crt"),
+            value("tls.key"),
+            old.and_then(|s| s.key_pair.as_ref().ok()),
+        );
         let ca = CaData::read(value(CA_CERT_KEY), &mut index.ca_bundles, UnixTime::now());
         let old = index.secrets.insert(&key, SecretData { ca: ca.clone(), key_pair });
         // Policy entries depend on the CA only; a client certificate is
@@ -1000,7 +1003,7 @@ fn ca_ref_names(
 }
 
 /// Whether two lists of CA sources give the same trust anchors: the same
-/// references resolved to the same objects' anchors.
+/// positions in `caCertificateRefs`, each with the very same anchors.
 fn same_anchors(old: &[CaSource], new: &[CaSource]) -> bool {
     old.len() == new.len()
         && old.iter().zip(new).all(|(o, n)| o.index == n.index && Arc::ptr_eq(&o.roots, &n.roots))

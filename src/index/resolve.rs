@@ -160,7 +160,8 @@ impl AppliedPolicy {
         }
     }
 
-    /// The trust anchors, present when the policy has no problems.
+    /// The trust anchors, present when the policy has no problems of its
+    /// own (a problem of the port, such as UDP, leaves them).
     pub(crate) fn roots(&self) -> Option<&Arc<rustls::RootCertStore>> {
         self.entry.roots.as_ref()
     }

@@ -1,6 +1,9 @@
 //! Configurations already built, by the identity of their inputs.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::{
+    hash::BuildHasher,
+    sync::{Arc, Mutex, PoisonError, Weak},
+};
 
 use rustls::{RootCertStore, crypto::CryptoProvider};
 
@@ -13,36 +16,53 @@ use crate::{index::AppliedPolicy, index::Map, policy::ValidatedPolicy};
 ///
 /// The key is the identity of the inputs: the validated policy and its
 /// trust anchors as the [`Index`] holds them (a change to the policy's spec,
-/// or to a CA object it names, makes new ones; a status write or a relist
-/// does not), the client certificate's Secret content, the crypto
-/// provider, and the options domain and ALPN. A hit is a hash lookup
-/// under a mutex; nothing is parsed or built. What was built from a policy
-/// version, or a client certificate, that the index no longer holds is
-/// dropped at the next miss.
+/// to a CA object it names, or to the roots given to
+/// [`Index::set_well_known_roots`] makes new ones; a status write or a
+/// relist does not), the client certificate (one Secret's content), the
+/// `Arc<CryptoProvider>`, and the options domain and ALPN. A hit is a hash
+/// lookup under a mutex that allocates nothing; a miss builds outside it.
+///
+/// What was built from a policy version or client certificate that
+/// nothing holds any more (the index let go of it, and no caller keeps an
+/// [`AppliedPolicy`] or [`ClientCertificate`](super::ClientCertificate)) is
+/// dropped once the cache has grown to twice what it held after the last
+/// sweep; configurations built with a policy's former trust anchors are
+/// dropped at its first miss with the new ones.
 ///
 /// [`Index`]: crate::index::Index
+/// [`Index::set_well_known_roots`]: crate::index::Index::set_well_known_roots
 #[derive(Default)]
 pub struct TlsCache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
     /// By the address of the validated policy.
-    policies: Mutex<Map<usize, PolicyConfigs>>,
+    policies: Map<usize, PolicyConfigs>,
+    /// How many configurations `policies` holds.
+    len: usize,
+    /// The size at which what nothing holds is swept.
+    sweep_at: usize,
 }
 
 /// What was built for one validated policy.
 struct PolicyConfigs {
-    /// Weak, so that the cache does not keep the policy alive (it is gone
-    /// when the index lets go of it) while its address is not reused.
+    /// Weak, so that the cache does not keep the policy alive, while its
+    /// address is not reused.
     policy: Weak<ValidatedPolicy>,
     /// The anchors `configs` were built with; others replace them all.
     roots: Arc<RootCertStore>,
     configs: Map<ConfigKey, Cached>,
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// Identities, and a hash of the parameters (compared in full on a hit),
+/// so that a lookup does not allocate.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct ConfigKey {
     client_certificate: Option<usize>,
     provider: usize,
-    options_domain: Option<String>,
-    alpn: Vec<Vec<u8>>,
+    params: u64,
 }
 
 /// A built configuration, and its inputs, held so that their addresses (in
@@ -50,7 +70,36 @@ struct ConfigKey {
 struct Cached {
     client_certificate: Option<HeldKeyPair>,
     _provider: Arc<CryptoProvider>,
+    options_domain: Option<String>,
+    alpn: Vec<Vec<u8>>,
     tls: BackendTls,
+}
+
+impl Cached {
+    fn is_for(&self, params: &TlsParams) -> bool {
+        self.options_domain == params.options_domain && self.alpn == params.alpn
+    }
+
+    fn is_held(&self) -> bool {
+        self.client_certificate.as_ref().is_none_or(HeldKeyPair::is_held)
+    }
+}
+
+impl Inner {
+    fn get(&self, policy: usize, roots: &Arc<RootCertStore>, key: &ConfigKey) -> Option<&Cached> {
+        let built = self.policies.get(&policy).filter(|p| Arc::ptr_eq(&p.roots, roots))?;
+        built.configs.get(key)
+    }
+
+    /// Drops what nothing holds any more.
+    fn sweep(&mut self) {
+        self.policies.retain(|_, p| {
+            p.configs.retain(|_, cached| cached.is_held());
+            p.policy.strong_count() > 0 && !p.configs.is_empty()
+        });
+        self.len = self.policies.values().map(|p| p.configs.len()).sum();
+        self.sweep_at = 2 * self.len + 64;
+    }
 }
 
 impl TlsCache {
@@ -83,50 +132,130 @@ impl TlsCache {
         let Some((policy, roots)) = applied.tls_inputs() else {
             return super::client_config_with_provider(applied, params, provider);
         };
-        let key = ConfigKey {
+        let id = Arc::as_ptr(policy) as usize;
+        let key = |inner: &Inner| ConfigKey {
             client_certificate: params.client_certificate.as_ref().map(|c| c.identity()),
             provider: Arc::as_ptr(&provider) as usize,
-            options_domain: params.options_domain.clone(),
-            alpn: params.alpn.clone(),
+            params: inner.policies.hasher().hash_one((&params.options_domain, &params.alpn)),
         };
-        let mut policies = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = Arc::as_ptr(policy) as usize;
-        let built = policies.get(&id).filter(|p| Arc::ptr_eq(&p.roots, roots));
-        if let Some(cached) = built.and_then(|p| p.configs.get(&key)) {
+        {
+            let inner = self.lock();
+            let cached = inner.get(id, roots, &key(&inner)).filter(|c| c.is_for(params));
+            if let Some(cached) = cached {
+                return Ok(cached.tls.clone());
+            }
+        }
+        // Built without the lock, so that hits for other backends do not
+        // wait; two callers racing here end up with the first one's.
+        let tls = super::client_config_with_provider(applied, params, provider.clone())?;
+        let mut inner = self.lock();
+        let key = key(&inner);
+        if let Some(cached) = inner.get(id, roots, &key).filter(|c| c.is_for(params)) {
             return Ok(cached.tls.clone());
         }
-        let tls = super::client_config_with_provider(applied, params, provider.clone())?;
-        policies.retain(|_, p| p.policy.strong_count() > 0);
-        let configs = policies.entry(id).or_insert_with(|| PolicyConfigs {
+        if inner.len >= inner.sweep_at {
+            inner.sweep();
+        }
+        let Inner { policies, len, .. } = &mut *inner;
+        let built = policies.entry(id).or_insert_with(|| PolicyConfigs {
             policy: Arc::downgrade(policy),
             roots: roots.clone(),
             configs: Map::default(),
         });
-        if !Arc::ptr_eq(&configs.roots, roots) {
+        if !Arc::ptr_eq(&built.roots, roots) {
             // The policy's CA objects changed.
-            configs.roots = roots.clone();
-            configs.configs.clear();
+            *len -= built.configs.len();
+            built.roots = roots.clone();
+            built.configs.clear();
         }
-        configs
-            .configs
-            .retain(|_, c| c.client_certificate.as_ref().is_none_or(HeldKeyPair::is_held));
         let cached = Cached {
             client_certificate: params.client_certificate.as_ref().map(|c| c.held()),
             _provider: provider,
+            options_domain: params.options_domain.clone(),
+            alpn: params.alpn.clone(),
             tls: tls.clone(),
         };
-        configs.configs.insert(key, cached);
+        // A hash collision of parameters replaces the other's config.
+        if built.configs.insert(key, cached).is_none() {
+            *len += 1;
+        }
         Ok(tls)
     }
 
-    /// How many configurations the cache holds.
+    /// How many configurations the cache holds for inputs still held
+    /// (it drops the others first).
     pub fn len(&self) -> usize {
-        let policies = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
-        policies.values().map(|p| p.configs.len()).sum()
+        let mut inner = self.lock();
+        inner.sweep();
+        inner.len
     }
 
     /// Whether the cache holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ConfigMap, Service};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        api::v1::BackendTlsPolicy,
+        grant::Referrer,
+        index::{BackendRef, Index, Outcome},
+    };
+
+    /// Every policy version gets its own configuration; those of versions
+    /// gone are swept as the cache grows, without asking for them.
+    #[test]
+    fn what_nothing_holds_is_swept_as_the_cache_grows() {
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).unwrap();
+        let mut index = Index::default();
+        index.apply(
+            &serde_json::from_value::<Service>(json!({
+                "metadata": {"namespace": "shop", "name": "shop"},
+                "spec": {"ports": [{"name": "https", "port": 443}]},
+            }))
+            .unwrap(),
+        );
+        index.apply(
+            &serde_json::from_value::<ConfigMap>(json!({
+                "metadata": {"namespace": "shop", "name": "ca"},
+                "data": {"ca.crt": ca.cert.pem()},
+            }))
+            .unwrap(),
+        );
+        let cache = TlsCache::default();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        for i in 0..300 {
+            index.apply(
+                &serde_json::from_value::<BackendTlsPolicy>(json!({
+                    "metadata": {"namespace": "shop", "name": "p"},
+                    "spec": {
+                        "targetRefs": [{"group": "", "kind": "Service", "name": "shop"}],
+                        "validation": {
+                            "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}],
+                            "hostname": format!("v{i}.example.com"),
+                        },
+                    },
+                }))
+                .unwrap(),
+            );
+            let route = Referrer::gateway_api("HTTPRoute", "shop");
+            let resolution = index.resolve(&BackendRef::service(route, "shop", "shop", 443));
+            let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
+            let params = TlsParams::default();
+            cache.client_config_with_provider(applied, &params, provider.clone()).unwrap();
+            let held = cache.lock().len;
+            assert!(held <= 2 + 64, "{held} configurations after {i} versions");
+        }
+        assert_eq!(cache.len(), 1);
     }
 }

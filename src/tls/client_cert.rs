@@ -25,7 +25,13 @@ use crate::{
 #[derive(Clone)]
 pub struct ClientCertificate(Arc<KeyPair>);
 
-type KeyPair = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+struct KeyPair {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    /// `tls.crt` and `tls.key` as read, to tell a Secret applied again
+    /// unchanged without parsing it.
+    pem: (Box<[u8]>, Box<[u8]>),
+}
 
 /// See [`ClientCertificate::held`].
 pub(crate) struct HeldKeyPair(Weak<KeyPair>);
@@ -45,7 +51,7 @@ impl ClientCertificate {
     ///
     /// A message saying what is missing or wrong.
     pub fn from_pem(chain: Option<&[u8]>, key: Option<&[u8]>) -> Result<Self, String> {
-        let (Some(chain), Some(key)) = (chain, key) else {
+        let (Some(chain_pem), Some(key_pem)) = (chain, key) else {
             return Err(match (chain, key) {
                 (None, None) => "has no tls.crt and no tls.key",
                 (None, _) => "has no tls.crt",
@@ -53,7 +59,7 @@ impl ClientCertificate {
             }
             .to_owned());
         };
-        let chain: Vec<_> = CertificateDer::pem_slice_iter(chain)
+        let chain: Vec<_> = CertificateDer::pem_slice_iter(chain_pem)
             .collect::<Result<_, _>>()
             .map_err(|e| format!("tls.crt is not PEM: {e:?}").to_lowercase())?;
         if chain.is_empty() {
@@ -66,7 +72,7 @@ impl ClientCertificate {
         }) {
             return Err(problem);
         }
-        let key = PrivateKeyDer::from_pem_slice(key)
+        let key = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|_| "tls.key holds no PEM private key".to_owned())?;
         // The key check needs a provider; with none to pick, rustls still
         // refuses a mismatched key when the config is built.
@@ -74,21 +80,22 @@ impl ClientCertificate {
             CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
                 .map_err(|e| format!("tls.key does not fit tls.crt: {e}"))?;
         }
-        Ok(Self(Arc::new((chain, key))))
+        let pem = (chain_pem.into(), key_pem.into());
+        Ok(Self(Arc::new(KeyPair { chain, key, pem })))
     }
 
     /// The certificate chain, leaf first.
     pub fn chain(&self) -> &[CertificateDer<'static>] {
-        &self.0.0
+        &self.0.chain
     }
 
     /// The private key.
     pub fn key(&self) -> &PrivateKeyDer<'static> {
-        &self.0.1
+        &self.0.key
     }
 
-    /// Whether two values are the same parsed Secret content (not merely
-    /// equal bytes).
+    /// Whether two values come from one reading of a Secret: clones of one
+    /// value, or a Secret applied again to the index unchanged.
     pub fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -103,12 +110,20 @@ impl ClientCertificate {
         HeldKeyPair(Arc::downgrade(&self.0))
     }
 
-    /// `self`, unless `old` has the same certificates and key: then `old`,
-    /// so that what was built with it stays cached.
-    pub(crate) fn or_unchanged(self, old: Option<&Self>) -> Self {
-        match old {
-            Some(old) if old.chain() == self.chain() && old.key() == self.key() => old.clone(),
-            _ => self,
+    /// [`Self::from_pem`], unless `old` was read from the same bytes:
+    /// then `old`, so that what was built with it stays cached.
+    pub(crate) fn from_pem_unless_unchanged(
+        chain: Option<&[u8]>,
+        key: Option<&[u8]>,
+        old: Option<&Self>,
+    ) -> Result<Self, String> {
+        match (old, chain, key) {
+            (Some(old), Some(chain), Some(key))
+                if (chain, key) == (&*old.0.pem.0, &*old.0.pem.1) =>
+            {
+                Ok(old.clone())
+            }
+            _ => Self::from_pem(chain, key),
         }
     }
 }

@@ -181,13 +181,20 @@ fn default_provider() -> Result<Arc<CryptoProvider>, TlsError> {
         return Ok(provider.clone());
     }
     // rustls' own fallback panics when zero or two providers are built in;
-    // pick only when exactly one is.
-    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
-    return Ok(Arc::new(rustls::crypto::ring::default_provider()));
-    #[cfg(all(feature = "aws-lc-rs", not(feature = "ring")))]
-    return Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    #[allow(unreachable_code)]
-    Err(TlsError::NoDefaultProvider)
+    // pick only when exactly one is. Made once: `TlsCache` keys on the
+    // provider's address.
+    static BUILT_IN: std::sync::OnceLock<Option<Arc<CryptoProvider>>> = std::sync::OnceLock::new();
+    BUILT_IN
+        .get_or_init(|| {
+            #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+            return Some(Arc::new(rustls::crypto::ring::default_provider()));
+            #[cfg(all(feature = "aws-lc-rs", not(feature = "ring")))]
+            return Some(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+            #[allow(unreachable_code)]
+            None
+        })
+        .clone()
+        .ok_or(TlsError::NoDefaultProvider)
 }
 
 /// The trust anchors of a validated policy whose references all resolved,
@@ -250,7 +257,8 @@ mod tests {
         if cfg!(all(feature = "ring", feature = "aws-lc-rs")) {
             assert!(matches!(result, Err(TlsError::NoDefaultProvider)));
         } else if cfg!(any(feature = "ring", feature = "aws-lc-rs")) {
-            assert!(result.is_ok());
+            // The same one each time, so that the cache can hit.
+            assert!(Arc::ptr_eq(&result.unwrap(), &default_provider().unwrap()));
         }
     }
 
