@@ -623,6 +623,12 @@ fn udp_ports() {
     let resolution = index.resolve(&BackendRef::service(route(), NS, "dns", 5353));
     let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
     assert_eq!(applied.usable().unwrap_err()[0], PolicyProblem::UdpPort { port: 5353 });
+    // Nor through the cache, though the policy's own anchors are fine.
+    let cache = crate::tls::TlsCache::default();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let refused = cache.client_config_with_provider(applied, &Default::default(), provider);
+    assert!(matches!(refused, Err(crate::tls::TlsError::Unusable { .. })), "{refused:?}");
+    assert!(cache.is_empty());
 }
 
 #[test]
