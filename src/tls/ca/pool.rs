@@ -238,4 +238,42 @@ mod tests {
             "a held one stays"
         );
     }
+
+    /// Whatever the order of reads and times (a clock going back too), the
+    /// pool's verdict is the one reading the text afresh would give.
+    #[test]
+    fn the_pool_agrees_with_reading_afresh() {
+        use proptest::prelude::*;
+
+        let at = |seconds: u64| UnixTime::since_unix_epoch(Duration::from_secs(seconds));
+        // Certificates valid over windows around NOW, so that reads at
+        // NOW ± 40 cross their starts and ends.
+        let windows = [(NOW - 30, NOW + 10), (NOW - 5, NOW + 30), (NOW + 15, NOW + 20)];
+        let pems: Vec<String> = windows
+            .iter()
+            .map(|&(from, to)| {
+                let mut params = rcgen::CertificateParams::new(vec!["ca.example".into()]).unwrap();
+                let time = |s: u64| time::OffsetDateTime::from_unix_timestamp(s as i64).unwrap();
+                (params.not_before, params.not_after) = (time(from), time(to));
+                params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
+            })
+            .collect();
+        let texts: Vec<String> =
+            vec![pems[0].clone(), pems[1].clone() + &pems[2], pems.concat(), "x".into()];
+        let ders = |certificates: &[Arc<CaCertificate>]| -> Vec<Vec<u8>> {
+            certificates.iter().map(|c| c.der().to_vec()).collect()
+        };
+        proptest!(ProptestConfig::with_cases(256), |(reads in prop::collection::vec((0..texts.len(), 0u64..80), 1..40))| {
+            let mut pool = BundlePool::default();
+            let mut held = Vec::new();
+            for (text, offset) in reads {
+                let (pem, now) = (texts[text].as_bytes(), at(NOW - 40 + offset));
+                let read = pool.read(pem, now);
+                let pooled = read.verdict.as_ref().map(|b| ders(&b.certificates)).map_err(Clone::clone);
+                let afresh = super::super::parse_bundle(pem, now).map(|c| ders(&c));
+                prop_assert_eq!(pooled, afresh);
+                held.push(read); // objects keep their bundles
+            }
+        });
+    }
 }
