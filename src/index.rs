@@ -678,14 +678,16 @@ impl Index {
             .filter(|p| !ca_sources.is_empty() && same_anchors(&p.ca_sources, &ca_sources))
             .and_then(|p| p.roots.clone());
         let roots = match &state.validated {
-            Ok(_) if !problems.is_empty() => None,
-            Ok(_) if kept.is_some() => kept,
-            Ok(policy) => crate::tls::trust_roots(policy, &ca_sources, |name| {
-                self.well_known_roots.get(name).cloned()
-            })
-            .map_err(|p| problems.push(p))
-            .ok(),
-            Err(_) => None,
+            Ok(policy) if problems.is_empty() => kept
+                .map(Ok)
+                .unwrap_or_else(|| {
+                    crate::tls::trust_roots(policy, &ca_sources, |name| {
+                        self.well_known_roots.get(name).cloned()
+                    })
+                })
+                .map_err(|p| problems.push(p))
+                .ok(),
+            _ => None,
         };
         let entry = Arc::new(PolicyEntry { state, problems, ca_sources: ca_sources.into(), roots });
         for (_, attach) in &entry.attachments {

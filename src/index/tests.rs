@@ -479,6 +479,25 @@ fn an_unchanged_ca_object_keeps_its_policies() {
     assert!(!Arc::ptr_eq(&before, &config(&index)));
 }
 
+/// Every policy version gets its own configuration; those of versions gone
+/// are swept as the cache grows, without being asked for.
+#[test]
+fn the_tls_cache_sweeps_what_nothing_holds_as_it_grows() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let cache = crate::tls::TlsCache::default();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    for i in 0..300 {
+        index.apply(&mk_policy("p", 0, "svc", None, &format!("v{i}.example.com")));
+        let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+        let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
+        cache.client_config_with_provider(applied, &Default::default(), provider.clone()).unwrap();
+        let held = cache.unswept_len();
+        assert!(held <= 2 + 64, "{held} configurations after {i} versions");
+    }
+    assert_eq!(cache.len(), 1);
+}
+
 /// Policies naming the same CA object share its trust anchors; one naming
 /// two objects trusts both.
 #[test]

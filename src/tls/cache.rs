@@ -195,67 +195,13 @@ impl TlsCache {
         self.len() == 0
     }
 
+    /// How many configurations the cache holds, swept or not.
+    #[cfg(test)]
+    pub(crate) fn unswept_len(&self) -> usize {
+        self.lock().len
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use k8s_openapi::api::core::v1::{ConfigMap, Service};
-    use serde_json::json;
-
-    use super::*;
-    use crate::{
-        api::v1::BackendTlsPolicy,
-        grant::Referrer,
-        index::{BackendRef, Index, Outcome},
-    };
-
-    /// Every policy version gets its own configuration; those of versions
-    /// gone are swept as the cache grows, without asking for them.
-    #[test]
-    fn what_nothing_holds_is_swept_as_the_cache_grows() {
-        let ca = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).unwrap();
-        let mut index = Index::default();
-        index.apply(
-            &serde_json::from_value::<Service>(json!({
-                "metadata": {"namespace": "shop", "name": "shop"},
-                "spec": {"ports": [{"name": "https", "port": 443}]},
-            }))
-            .unwrap(),
-        );
-        index.apply(
-            &serde_json::from_value::<ConfigMap>(json!({
-                "metadata": {"namespace": "shop", "name": "ca"},
-                "data": {"ca.crt": ca.cert.pem()},
-            }))
-            .unwrap(),
-        );
-        let cache = TlsCache::default();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        for i in 0..300 {
-            index.apply(
-                &serde_json::from_value::<BackendTlsPolicy>(json!({
-                    "metadata": {"namespace": "shop", "name": "p"},
-                    "spec": {
-                        "targetRefs": [{"group": "", "kind": "Service", "name": "shop"}],
-                        "validation": {
-                            "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}],
-                            "hostname": format!("v{i}.example.com"),
-                        },
-                    },
-                }))
-                .unwrap(),
-            );
-            let route = Referrer::gateway_api("HTTPRoute", "shop");
-            let resolution = index.resolve(&BackendRef::service(route, "shop", "shop", 443));
-            let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
-            let params = TlsParams::default();
-            cache.client_config_with_provider(applied, &params, provider.clone()).unwrap();
-            let held = cache.lock().len;
-            assert!(held <= 2 + 64, "{held} configurations after {i} versions");
-        }
-        assert_eq!(cache.len(), 1);
     }
 }
