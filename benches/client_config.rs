@@ -14,7 +14,12 @@
 //!   object (trust-manager updates its copy in every namespace), applied,
 //!   then the config built;
 //! - `apply_unchanged_and_build`: the ConfigMap applied again as it was (a
-//!   watcher's relist), then the config built.
+//!   watcher's relist), then the config built;
+//! - `parsers_alone`: x509-parser and webpki reading the same certificates,
+//!   already decoded, and nothing else: a lower bound for the two applies
+//!   above;
+//! - `apply_new_root_like_and_build`: as `apply_new_ca_and_build`, with 150
+//!   certificates shaped like public roots, against their own floor.
 //!
 //! ```text
 //! cargo bench --bench client_config
@@ -28,9 +33,16 @@ use backend_tls_policy::{
     index::Index,
     tls::{self, TlsCache, TlsParams},
 };
-use common::{applied, bare_config, bundle, ca_bundle, config_map, index_with, provider};
+use common::{
+    applied, bare_config, bundle, ca_bundle, config_map, index_with, provider, root_like_bundle,
+};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use rustls::{
+    RootCertStore,
+    pki_types::{CertificateDer, pem::PemObject},
+};
 use serde_json::json;
+use x509_parser::{certificate::X509CertificateParser, nom::Parser};
 
 fn build(c: &mut Criterion) {
     let provider = provider();
@@ -43,6 +55,9 @@ fn build(c: &mut Criterion) {
         let (pem, _, _) = bundle(n);
         group.bench_with_input(BenchmarkId::new("bare_rustls_floor", n), &pem, |b, pem| {
             b.iter(|| bare_config(black_box(pem), &provider))
+        });
+        group.bench_with_input(BenchmarkId::new("parsers_alone", n), &ders(&pem), |b, ders| {
+            b.iter(|| parsers_alone(black_box(ders)))
         });
         let index = index_with(&pem, json!(null));
         let ready = applied(&index);
@@ -86,8 +101,34 @@ fn build(c: &mut Criterion) {
             });
         }
     }
+    // Certificates shaped like the public roots (RSA, fuller names, more
+    // extensions): the floor's base64 grows with their size, the parsers'
+    // work with their structure.
     let (pem, _, _) = bundle(1);
-    let applied = applied(&index_with(&pem, json!(null)));
+    let index = index_with(&pem, json!(null));
+    let root_like = root_like_bundle(150, "new");
+    group.bench_with_input(
+        BenchmarkId::new("bare_rustls_floor_root_like", 150),
+        &root_like,
+        |b, pem| b.iter(|| bare_config(black_box(pem), &provider)),
+    );
+    group.bench_with_input(
+        BenchmarkId::new("parsers_alone_root_like", 150),
+        &ders(&root_like),
+        |b, ders| b.iter(|| parsers_alone(black_box(ders))),
+    );
+    let cm = config_map(&root_like);
+    group.bench_function(BenchmarkId::new("apply_new_root_like_and_build", 150), |b| {
+        b.iter_batched(
+            || index.clone(),
+            |mut index| {
+                index.apply(black_box(&cm));
+                (build_config(&index), index)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let applied = applied(&index);
     let cache = TlsCache::default();
     let params = TlsParams::default();
     cache.client_config_with_provider(&applied, &params, provider.clone()).unwrap();
@@ -99,6 +140,24 @@ fn build(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// The certificates of `pem`, decoded.
+fn ders(pem: &str) -> Vec<Vec<u8>> {
+    CertificateDer::pem_slice_iter(pem.as_bytes()).map(|der| der.unwrap().to_vec()).collect()
+}
+
+/// What any reading that keeps the crate's contract does at least:
+/// x509-parser and webpki each parse every certificate (base64 aside).
+fn parsers_alone(ders: &[Vec<u8>]) -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    for der in ders {
+        let parsed =
+            X509CertificateParser::new().with_deep_parse_extensions(false).parse(der).unwrap();
+        black_box(parsed);
+        roots.add(CertificateDer::from(der.as_slice())).unwrap();
+    }
+    roots
 }
 
 /// `pem` with its first certificate replaced by a new one.

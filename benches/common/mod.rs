@@ -11,7 +11,7 @@ use backend_tls_policy::{
     index::{AppliedPolicy, BackendRef, Index, Outcome},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::{
     ClientConfig, RootCertStore,
     client::WebPkiServerVerifier,
@@ -107,6 +107,31 @@ pub fn bare_config(pem: &str, provider: &Arc<CryptoProvider>) -> Arc<ClientConfi
             .with_webpki_verifier(verifier)
             .with_no_client_auth(),
     )
+}
+
+/// `n` certificates shaped like the public roots a trust bundle carries
+/// (RSA-2048, a country/organization/unit/common-name subject, critical
+/// basicConstraints and keyUsage, a subject key identifier), as one PEM
+/// bundle. rcgen cannot make RSA keys with *ring*, so they share one
+/// committed key; parsing does not look at whose key it is. `tag` makes
+/// the certificates differ from those of another call.
+pub fn root_like_bundle(n: usize, tag: &str) -> String {
+    let key =
+        KeyPair::from_pem_and_sign_algo(include_str!("root-like-ca.key"), &rcgen::PKCS_RSA_SHA256)
+            .unwrap();
+    (0..n)
+        .map(|i| {
+            let mut params = CertificateParams::default();
+            let name = &mut params.distinguished_name;
+            name.push(DnType::CountryName, "US");
+            name.push(DnType::OrganizationName, format!("Example Trust Services {tag}"));
+            name.push(DnType::OrganizationalUnitName, "Certification Authorities");
+            name.push(DnType::CommonName, format!("Example Root CA {i} {tag}"));
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            params.self_signed(&key).unwrap().pem()
+        })
+        .collect()
 }
 
 /// `n` new self-signed CA certificates as one PEM bundle.
