@@ -56,6 +56,8 @@ use crate::{
 };
 
 mod conditions;
+#[cfg(test)]
+mod replay_tests;
 mod resolve;
 #[cfg(test)]
 mod tests;

@@ -33,7 +33,10 @@ use rustls::{
 };
 
 pub use cache::TlsCache;
-pub use client_cert::{ClientCertificate, ClientCertificateError, GatewayClientCertificate};
+pub use client_cert::{
+    ClientCertificate, ClientCertificateError, GatewayBackendTls, GatewayClientCertificate,
+    GatewaySpec, GatewayTls, SecretObjectReference,
+};
 pub use options::OptionError;
 
 use crate::{
