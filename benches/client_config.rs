@@ -16,10 +16,10 @@
 //! - `apply_unchanged_and_build`: the ConfigMap applied again as it was (a
 //!   watcher's relist), then the config built;
 //! - `parsers_alone`: x509-parser and webpki reading the same certificates,
-//!   already decoded, and nothing else: a lower bound for the two applies
-//!   above;
-//! - `apply_new_root_like_and_build`: as `apply_new_ca_and_build`, with 150
-//!   certificates shaped like public roots, against their own floor.
+//!   already decoded, and nothing else: what `apply_new_ca_and_build` cannot
+//!   do without (and `apply_one_new_and_build` for its new certificate);
+//! - `floor_pem_alone`: the floor's PEM decoding on its own;
+//! - `*_mozilla`: the same for Mozilla's TLS roots valid today.
 //!
 //! ```text
 //! cargo bench --bench client_config
@@ -34,7 +34,7 @@ use backend_tls_policy::{
     tls::{self, TlsCache, TlsParams},
 };
 use common::{
-    applied, bare_config, bundle, ca_bundle, config_map, index_with, provider, root_like_bundle,
+    applied, bare_config, bundle, ca_bundle, config_map, index_with, mozilla_roots, provider,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use rustls::{
@@ -55,6 +55,9 @@ fn build(c: &mut Criterion) {
         let (pem, _, _) = bundle(n);
         group.bench_with_input(BenchmarkId::new("bare_rustls_floor", n), &pem, |b, pem| {
             b.iter(|| bare_config(black_box(pem), &provider))
+        });
+        group.bench_with_input(BenchmarkId::new("floor_pem_alone", n), &pem, |b, pem| {
+            b.iter(|| CertificateDer::pem_slice_iter(black_box(pem).as_bytes()).count())
         });
         group.bench_with_input(BenchmarkId::new("parsers_alone", n), &ders(&pem), |b, ders| {
             b.iter(|| parsers_alone(black_box(ders)))
@@ -101,24 +104,26 @@ fn build(c: &mut Criterion) {
             });
         }
     }
-    // Certificates shaped like the public roots (RSA, fuller names, more
-    // extensions): the floor's base64 grows with their size, the parsers'
-    // work with their structure.
+    // A real trust bundle: RSA and ECDSA roots with full names and the
+    // usual extensions. The floor's base64 grows with certificates' size,
+    // the parsers' work with their structure.
     let (pem, _, _) = bundle(1);
     let index = index_with(&pem, json!(null));
-    let root_like = root_like_bundle(150, "new");
+    let roots = mozilla_roots();
+    let n = roots.matches("-----BEGIN").count();
+    group.bench_with_input(BenchmarkId::new("bare_rustls_floor_mozilla", n), &roots, |b, pem| {
+        b.iter(|| bare_config(black_box(pem), &provider))
+    });
+    group.bench_with_input(BenchmarkId::new("floor_pem_alone_mozilla", n), &roots, |b, pem| {
+        b.iter(|| CertificateDer::pem_slice_iter(black_box(pem).as_bytes()).count())
+    });
     group.bench_with_input(
-        BenchmarkId::new("bare_rustls_floor_root_like", 150),
-        &root_like,
-        |b, pem| b.iter(|| bare_config(black_box(pem), &provider)),
-    );
-    group.bench_with_input(
-        BenchmarkId::new("parsers_alone_root_like", 150),
-        &ders(&root_like),
+        BenchmarkId::new("parsers_alone_mozilla", n),
+        &ders(&roots),
         |b, ders| b.iter(|| parsers_alone(black_box(ders))),
     );
-    let cm = config_map(&root_like);
-    group.bench_function(BenchmarkId::new("apply_new_root_like_and_build", 150), |b| {
+    let cm = config_map(&roots);
+    group.bench_function(BenchmarkId::new("apply_mozilla_and_build", n), |b| {
         b.iter_batched(
             || index.clone(),
             |mut index| {

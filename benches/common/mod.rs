@@ -11,7 +11,7 @@ use backend_tls_policy::{
     index::{AppliedPolicy, BackendRef, Index, Outcome},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::{
     ClientConfig, RootCertStore,
     client::WebPkiServerVerifier,
@@ -109,27 +109,28 @@ pub fn bare_config(pem: &str, provider: &Arc<CryptoProvider>) -> Arc<ClientConfi
     )
 }
 
-/// `n` certificates shaped like the public roots a trust bundle carries
-/// (RSA-2048, a country/organization/unit/common-name subject, critical
-/// basicConstraints and keyUsage, a subject key identifier), as one PEM
-/// bundle. rcgen cannot make RSA keys with *ring*, so they share one
-/// committed key; parsing does not look at whose key it is. `tag` makes
-/// the certificates differ from those of another call.
-pub fn root_like_bundle(n: usize, tag: &str) -> String {
-    let key =
-        KeyPair::from_pem_and_sign_algo(include_str!("root-like-ca.key"), &rcgen::PKCS_RSA_SHA256)
-            .unwrap();
-    (0..n)
-        .map(|i| {
-            let mut params = CertificateParams::default();
-            let name = &mut params.distinguished_name;
-            name.push(DnType::CountryName, "US");
-            name.push(DnType::OrganizationName, format!("Example Trust Services {tag}"));
-            name.push(DnType::OrganizationalUnitName, "Certification Authorities");
-            name.push(DnType::CommonName, format!("Example Root CA {i} {tag}"));
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-            params.self_signed(&key).unwrap().pem()
+/// Mozilla's TLS root certificates (webpki-root-certs) that are valid
+/// now, as one PEM bundle: a real trust bundle, as trust-manager
+/// distributes it.
+pub fn mozilla_roots() -> String {
+    let now = x509_parser::time::ASN1Time::now();
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter(|der| {
+            let (_, certificate) = x509_parser::parse_x509_certificate(der).unwrap();
+            certificate.validity().is_valid_at(now)
+        })
+        .map(|der| {
+            let base64 = data_encoding::BASE64.encode(der);
+            let lines: Vec<&str> = base64
+                .as_bytes()
+                .chunks(64)
+                .map(|line| std::str::from_utf8(line).unwrap())
+                .collect();
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            )
         })
         .collect()
 }
