@@ -333,7 +333,10 @@ fn secs(seconds: u64) -> UnixTime {
 }
 
 /// A CA certificate valid over `[not_before, not_after]`, as PEM.
-fn ca_valid(not_before: time::OffsetDateTime, not_after: time::OffsetDateTime) -> String {
+pub(super) fn ca_valid(
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+) -> String {
     let mut params = rcgen::CertificateParams::new(vec!["timed-ca.example".into()]).unwrap();
     (params.not_before, params.not_after) = (not_before, not_after);
     params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
