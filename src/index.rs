@@ -447,8 +447,10 @@ mod sealed {
 /// The kinds an [`Index`] holds: `BackendTLSPolicy` (v1 and v1alpha3),
 /// `ReferenceGrant` (v1 and v1beta1), `Service`, `ConfigMap` and `Secret`.
 pub trait Indexed: sealed::Sealed + kube::Resource {
+    /// Reads what the object holds as of `now` (CA certificates'
+    /// validity).
     #[doc(hidden)]
-    fn apply_to(&self, index: &mut Index);
+    fn apply_to(&self, index: &mut Index, now: UnixTime);
     #[doc(hidden)]
     fn delete_from(key: &ObjectKey, index: &mut Index);
     #[doc(hidden)]
@@ -463,7 +465,13 @@ impl Index {
     /// Adds an object, or replaces the one with its namespace and name.
     /// Objects without a namespace or name are ignored.
     pub fn apply<K: Indexed>(&mut self, object: &K) {
-        object.apply_to(self);
+        object.apply_to(self, UnixTime::now());
+    }
+
+    /// [`Index::apply`] as of `now`, for tests that move the clock.
+    #[cfg(test)]
+    pub(crate) fn apply_at<K: Indexed>(&mut self, object: &K, now: UnixTime) {
+        object.apply_to(self, now);
     }
 
     /// Removes the object of kind `K` with this key, if present.
@@ -475,6 +483,15 @@ impl Index {
     /// among them are deleted (a watcher's relist, after which objects
     /// deleted while it was disconnected must disappear).
     pub fn replace<K: Indexed>(&mut self, objects: impl IntoIterator<Item = K>) {
+        self.replace_at(objects, UnixTime::now());
+    }
+
+    /// [`Index::replace`] as of `now`.
+    pub(crate) fn replace_at<K: Indexed>(
+        &mut self,
+        objects: impl IntoIterator<Item = K>,
+        now: UnixTime,
+    ) {
         let objects: Vec<K> = objects.into_iter().collect();
         let keep: std::collections::HashSet<ObjectKey> =
             objects.iter().filter_map(K::key).collect();
@@ -484,7 +501,7 @@ impl Index {
             }
         }
         for object in &objects {
-            object.apply_to(self);
+            object.apply_to(self, now);
         }
     }
 
@@ -856,7 +873,7 @@ impl Eq for CaSource {}
 
 impl sealed::Sealed for v1::BackendTlsPolicy {}
 impl Indexed for v1::BackendTlsPolicy {
-    fn apply_to(&self, index: &mut Index) {
+    fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.apply_policy(self);
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
@@ -869,7 +886,7 @@ impl Indexed for v1::BackendTlsPolicy {
 
 impl sealed::Sealed for crate::api::v1alpha3::BackendTlsPolicy {}
 impl Indexed for crate::api::v1alpha3::BackendTlsPolicy {
-    fn apply_to(&self, index: &mut Index) {
+    fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.apply_policy(&v1::BackendTlsPolicy::from(self.clone()));
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
@@ -882,7 +899,7 @@ impl Indexed for crate::api::v1alpha3::BackendTlsPolicy {
 
 impl sealed::Sealed for v1::ReferenceGrant {}
 impl Indexed for v1::ReferenceGrant {
-    fn apply_to(&self, index: &mut Index) {
+    fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.grants.apply(self);
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
@@ -895,7 +912,7 @@ impl Indexed for v1::ReferenceGrant {
 
 impl sealed::Sealed for v1beta1::ReferenceGrant {}
 impl Indexed for v1beta1::ReferenceGrant {
-    fn apply_to(&self, index: &mut Index) {
+    fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.grants.apply(&v1::ReferenceGrant::from(self.clone()));
     }
     fn delete_from(key: &ObjectKey, index: &mut Index) {
@@ -908,7 +925,7 @@ impl Indexed for v1beta1::ReferenceGrant {
 
 impl sealed::Sealed for Service {}
 impl Indexed for Service {
-    fn apply_to(&self, index: &mut Index) {
+    fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         let Some(key) = ObjectKey::of(&self.metadata) else { return };
         let ports = self
             .spec
@@ -941,12 +958,12 @@ impl Indexed for Service {
 
 impl sealed::Sealed for ConfigMap {}
 impl Indexed for ConfigMap {
-    fn apply_to(&self, index: &mut Index) {
+    fn apply_to(&self, index: &mut Index, now: UnixTime) {
         let Some(key) = ObjectKey::of(&self.metadata) else { return };
         let text = self.data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(String::as_bytes);
         let binary =
             self.binary_data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(|b| b.0.as_slice());
-        let ca = CaData::read(text.or(binary), &mut index.ca_bundles, UnixTime::now());
+        let ca = CaData::read(text.or(binary), &mut index.ca_bundles, now);
         let old = index.config_maps.insert(&key, ca.clone());
         if !ca.is_unchanged_from(old.as_ref()) {
             index.refresh_dependents(&key);
@@ -963,7 +980,7 @@ impl Indexed for ConfigMap {
 
 impl sealed::Sealed for Secret {}
 impl Indexed for Secret {
-    fn apply_to(&self, index: &mut Index) {
+    fn apply_to(&self, index: &mut Index, now: UnixTime) {
         let Some(key) = ObjectKey::of(&self.metadata) else { return };
         let value = |name: &str| {
             let data =
@@ -978,7 +995,7 @@ impl Indexed for Secret {
             value("tls.key"),
             old.and_then(|s| s.key_pair.as_ref().ok()),
         );
-        let ca = CaData::read(value(CA_CERT_KEY), &mut index.ca_bundles, UnixTime::now());
+        let ca = CaData::read(value(CA_CERT_KEY), &mut index.ca_bundles, now);
         let old = index.secrets.insert(&key, SecretData { ca: ca.clone(), key_pair });
         // Policy entries depend on the CA only; a client certificate is
         // read by `Index::client_certificate` and passed in `TlsParams`.
