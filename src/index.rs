@@ -465,12 +465,11 @@ impl Index {
     /// Adds an object, or replaces the one with its namespace and name.
     /// Objects without a namespace or name are ignored.
     pub fn apply<K: Indexed>(&mut self, object: &K) {
-        object.apply_to(self, UnixTime::now());
+        self.apply_at(object, UnixTime::now());
     }
 
-    /// [`Index::apply`] as of `now`, for tests that move the clock.
-    #[cfg(test)]
-    pub(crate) fn apply_at<K: Indexed>(&mut self, object: &K, now: UnixTime) {
+    /// [`Index::apply`] as of `now` (tests move the clock).
+    fn apply_at<K: Indexed>(&mut self, object: &K, now: UnixTime) {
         object.apply_to(self, now);
     }
 
@@ -486,12 +485,9 @@ impl Index {
         self.replace_at(objects, UnixTime::now());
     }
 
-    /// [`Index::replace`] as of `now`.
-    pub(crate) fn replace_at<K: Indexed>(
-        &mut self,
-        objects: impl IntoIterator<Item = K>,
-        now: UnixTime,
-    ) {
+    /// [`Index::replace`] as of `now` (tests move the clock), one time for
+    /// every object.
+    fn replace_at<K: Indexed>(&mut self, objects: impl IntoIterator<Item = K>, now: UnixTime) {
         let objects: Vec<K> = objects.into_iter().collect();
         let keep: std::collections::HashSet<ObjectKey> =
             objects.iter().filter_map(K::key).collect();
