@@ -24,10 +24,11 @@ use std::{
 
 use backend_tls_policy::{
     Index,
+    api::v1::Gateway,
     grant::Referrer,
     index::{BackendRef, ObjectKey, Outcome},
     policy::SubjectAltName,
-    tls::{self, BackendTls, ClientCertificateError, GatewayClientCertificate, TlsParams},
+    tls::{self, BackendTls, ClientCertificateError, TlsParams},
 };
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
@@ -178,7 +179,7 @@ async fn main() -> ExitCode {
 
 async fn run(
     index: &Index,
-    gateways: &[GatewayClientCertificate],
+    gateways: &[Gateway],
     backend: &BackendRef,
     args: &Args,
 ) -> Result<Report, String> {

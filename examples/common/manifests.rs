@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use backend_tls_policy::{
     Index,
     api::{v1, v1alpha3, v1beta1},
-    tls::GatewayClientCertificate,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use serde_json::Value;
@@ -49,7 +48,7 @@ pub(crate) fn load(
     index: &mut Index,
     documents: Vec<Value>,
     core_only: bool,
-) -> Result<Vec<GatewayClientCertificate>, String> {
+) -> Result<Vec<v1::Gateway>, String> {
     let mut gateways = Vec::new();
     for mut document in documents {
         if document["metadata"]["namespace"].is_null() {

@@ -10,6 +10,7 @@
 //! | --- | --- |
 //! | `BackendTLSPolicy` | [`v1`] (served, stored), [`v1alpha3`] (deprecated, listed, not served) |
 //! | `ReferenceGrant` | [`v1`] (served), [`v1beta1`] (served, stored) |
+//! | `Gateway` (read for `spec.tls.backend` only; its CRD is not ours) | [`v1`] |
 
 pub(crate) mod pattern;
 pub mod v1;

@@ -41,12 +41,9 @@ use super::*;
 use crate::{
     api::v1::{
         LocalObjectReference, LocalPolicyTargetReferenceWithSectionName, ReferenceGrantFrom,
-        ReferenceGrantTo, SubjectAltName,
+        ReferenceGrantTo, SecretObjectReference, SubjectAltName,
     },
-    tls::{
-        ClientCertificate, GatewayBackendTls, GatewayClientCertificate, GatewaySpec, GatewayTls,
-        SecretObjectReference, TlsCache, TlsParams,
-    },
+    tls::{ClientCertificate, TlsCache, TlsParams},
 };
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
@@ -691,9 +688,9 @@ fn resolution(index: &Index, backend: &BackendRef) -> String {
 /// The client certificate of a Gateway in `namespace` naming the Secret
 /// `client` in `secret_namespace`.
 fn client_certificate(index: &Index, namespace: &str, secret_namespace: &str) -> String {
-    let certificate = index.client_certificate(&gateway(namespace, secret_namespace));
+    let certificate = index.client_certificate_ref(namespace, &client_secret(secret_namespace));
     // (A key's `Debug` hides it.)
-    let certificate = certificate.as_ref().map(|c| c.as_ref().map(key_pair));
+    let certificate = certificate.as_ref().map(key_pair);
     format!("gateway {namespace} → Secret {secret_namespace}/client: {certificate:?}")
 }
 
@@ -715,10 +712,10 @@ fn hand_out(
     cache: &TlsCache,
     provider: &Arc<CryptoProvider>,
 ) -> BTreeMap<String, Handed> {
-    let certificate = index.client_certificate(&gateway(NAMESPACES[0], NAMESPACES[0]));
+    let certificate = index.client_certificate_ref(NAMESPACES[0], &client_secret(NAMESPACES[0]));
     let params = TlsParams {
         options_domain: Some("example.com".into()),
-        client_certificate: certificate.ok().flatten(),
+        client_certificate: certificate.ok(),
         ..Default::default()
     };
     let mut configs = BTreeMap::new();
@@ -742,20 +739,12 @@ fn hand_out(
     configs
 }
 
-fn gateway(namespace: &str, secret_namespace: &str) -> GatewayClientCertificate {
-    GatewayClientCertificate {
-        metadata: meta(namespace, "gw"),
-        spec: GatewaySpec {
-            tls: Some(GatewayTls {
-                backend: Some(GatewayBackendTls {
-                    client_certificate_ref: Some(SecretObjectReference {
-                        name: "client".into(),
-                        namespace: Some(secret_namespace.into()),
-                        ..Default::default()
-                    }),
-                }),
-            }),
-        },
+/// A Gateway's reference to the Secret `client` in `namespace`.
+fn client_secret(namespace: &str) -> SecretObjectReference {
+    SecretObjectReference {
+        name: "client".into(),
+        namespace: Some(namespace.into()),
+        ..Default::default()
     }
 }
 

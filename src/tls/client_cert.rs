@@ -7,17 +7,15 @@ use std::{
     sync::{Arc, Weak},
 };
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use rustls::{
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    sign::CertifiedKey,
-};
-use serde::{Deserialize, Serialize};
-
 use crate::{
+    api::v1::{Gateway, SecretObjectReference},
     grant::{Permission, Referent, Referrer},
     index::{Index, ObjectKey},
     status::Reason,
+};
+use rustls::{
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    sign::CertifiedKey,
 };
 
 /// A certificate chain and its private key, parsed from a Secret. Cheap to
@@ -137,59 +135,6 @@ impl fmt::Debug for ClientCertificate {
     }
 }
 
-/// The part of a Gateway (`gateway.networking.k8s.io/v1`) this crate reads:
-/// its identity and `spec.tls.backend.clientCertificateRef`. Other fields
-/// are ignored on input.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct GatewayClientCertificate {
-    /// The Gateway's metadata.
-    pub metadata: ObjectMeta,
-    /// The Gateway's spec, as far as it matters here.
-    #[serde(default)]
-    pub spec: GatewaySpec,
-}
-
-/// `Gateway.spec`, reduced to `tls.backend`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewaySpec {
-    /// `spec.tls`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<GatewayTls>,
-}
-
-/// `Gateway.spec.tls`, reduced to `backend`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewayTls {
-    /// `spec.tls.backend`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<GatewayBackendTls>,
-}
-
-/// `Gateway.spec.tls.backend`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GatewayBackendTls {
-    /// The Secret with the certificate the Gateway presents to backends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_certificate_ref: Option<SecretObjectReference>,
-}
-
-/// A reference to a Secret, possibly in another namespace.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretObjectReference {
-    /// API group; absent or `""` for the core group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// Kind; absent means `Secret`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    /// Name of the Secret.
-    pub name: String,
-    /// Namespace of the Secret; absent means the Gateway's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-}
-
 /// Why a Gateway's client certificate cannot be used; each maps to the
 /// Gateway's `ResolvedRefs=False` reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -229,27 +174,35 @@ impl Index {
     ///
     /// # Errors
     ///
+    /// As [`Index::client_certificate_ref`].
+    pub fn client_certificate(
+        &self,
+        gateway: &Gateway,
+    ) -> Result<Option<ClientCertificate>, ClientCertificateError> {
+        let Some(reference) = gateway.client_certificate_ref() else { return Ok(None) };
+        let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+        self.client_certificate_ref(namespace, reference).map(Some)
+    }
+
+    /// The client certificate named by a Gateway's
+    /// `spec.tls.backend.clientCertificateRef`, for a controller with its
+    /// own Gateway type: `gateway_namespace` is the Gateway's namespace.
+    ///
+    /// # Errors
+    ///
     /// [`ClientCertificateError::RefNotPermitted`] for a cross-namespace
     /// Secret without a ReferenceGrant (checked first, so nothing about the
     /// Secret is revealed); [`ClientCertificateError::InvalidClientCertificateRef`]
     /// for a reference of another group or kind, a missing Secret, or one
     /// without a usable `tls.crt`/`tls.key` pair.
-    pub fn client_certificate(
+    pub fn client_certificate_ref(
         &self,
-        gateway: &GatewayClientCertificate,
-    ) -> Result<Option<ClientCertificate>, ClientCertificateError> {
-        let reference = gateway
-            .spec
-            .tls
-            .as_ref()
-            .and_then(|tls| tls.backend.as_ref())
-            .and_then(|backend| backend.client_certificate_ref.as_ref());
-        let Some(reference) = reference else { return Ok(None) };
-        let gateway_namespace = gateway.metadata.namespace.clone().unwrap_or_default();
-        let namespace = reference.namespace.clone().unwrap_or_else(|| gateway_namespace.clone());
-        let group = reference.group.as_deref().unwrap_or("");
-        let kind = reference.kind.as_deref().unwrap_or("Secret");
-        let secret = ObjectKey::new(namespace, reference.name.clone());
+        gateway_namespace: &str,
+        reference: &SecretObjectReference,
+    ) -> Result<ClientCertificate, ClientCertificateError> {
+        let namespace = reference.namespace.as_deref().unwrap_or(gateway_namespace);
+        let (group, kind) = (reference.group(), reference.kind());
+        let secret = ObjectKey::new(namespace, reference.name.as_str());
         let invalid = |reason: &str| ClientCertificateError::InvalidClientCertificateRef {
             reference: format!(
                 "{}{kind} {secret}",
@@ -268,7 +221,7 @@ impl Index {
         match self.secret_key_pair(&secret) {
             None => Err(invalid("not found")),
             Some(Err(reason)) => Err(invalid(reason)),
-            Some(Ok(certificate)) => Ok(Some(certificate.clone())),
+            Some(Ok(certificate)) => Ok(certificate.clone()),
         }
     }
 }

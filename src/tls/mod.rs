@@ -33,10 +33,7 @@ use rustls::{
 };
 
 pub use cache::TlsCache;
-pub use client_cert::{
-    ClientCertificate, ClientCertificateError, GatewayBackendTls, GatewayClientCertificate,
-    GatewaySpec, GatewayTls, SecretObjectReference,
-};
+pub use client_cert::{ClientCertificate, ClientCertificateError};
 pub use options::OptionError;
 
 use crate::{

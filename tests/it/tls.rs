@@ -728,7 +728,7 @@ async fn handshakes_against_openssl_s_server() {
 /// `GatewayTLSBackendClientCertificate`, decided by the index.
 #[test]
 fn gateway_client_certificate_refs() {
-    use backend_tls_policy::{status::Reason, tls::GatewayClientCertificate};
+    use backend_tls_policy::{api::v1::Gateway, status::Reason};
     use k8s_openapi::api::core::v1::Secret;
 
     let ca = Ca::root("test CA");
@@ -751,19 +751,27 @@ fn gateway_client_certificate_refs() {
         "mismatched",
         json!({"tls.crt": chain, "tls.key": other_key}),
     ));
-    let gateway = |reference: serde_json::Value| -> GatewayClientCertificate {
+    let gateway = |reference: serde_json::Value| -> Gateway {
         serde_json::from_value(json!({
             "metadata": {"namespace": "infra", "name": "gw"},
             "spec": {"tls": {"backend": {"clientCertificateRef": reference}}},
         }))
         .unwrap()
     };
-    let reason = |index: &Index, reference| {
-        index.client_certificate(&gateway(reference)).map(|_| ()).map_err(|e| e.reason())
+    // Through the Gateway, and through its reference alone (a controller
+    // with its own Gateway type): the same answer.
+    let reason = |index: &Index, reference: serde_json::Value| {
+        let through_gateway = index
+            .client_certificate(&gateway(reference.clone()))
+            .map(|c| c.unwrap().chain()[0].clone());
+        let reference: v1::SecretObjectReference = serde_json::from_value(reference).unwrap();
+        let alone = index.client_certificate_ref("infra", &reference).map(|c| c.chain()[0].clone());
+        assert_eq!(through_gateway, alone);
+        alone.map(|_| ()).map_err(|e| e.reason())
     };
 
     assert!(index.client_certificate(&gateway(json!({"name": "client"}))).unwrap().is_some());
-    let none: GatewayClientCertificate = serde_json::from_value(
+    let none: Gateway = serde_json::from_value(
         json!({"metadata": {"namespace": "infra", "name": "gw"}, "spec": {}}),
     )
     .unwrap();
@@ -832,7 +840,7 @@ fn cache_keeps_merged_anchors_until_a_ca_object_changes() {
 /// built with it; new content gives a new one, and the old is dropped.
 #[test]
 fn cache_keeps_the_client_certificate_until_its_secret_changes() {
-    use backend_tls_policy::tls::GatewayClientCertificate;
+    use backend_tls_policy::api::v1::Gateway;
     use k8s_openapi::api::core::v1::Secret;
 
     let ca = Ca::root("test CA");
@@ -843,7 +851,7 @@ fn cache_keeps_the_client_certificate_until_its_secret_changes() {
         }))
         .unwrap()
     };
-    let gateway: GatewayClientCertificate = serde_json::from_value(json!({
+    let gateway: Gateway = serde_json::from_value(json!({
         "metadata": {"namespace": "shop", "name": "gw"},
         "spec": {"tls": {"backend": {"clientCertificateRef": {"name": "client"}}}},
     }))

@@ -106,3 +106,43 @@ impl ParentReference {
         self.kind.as_deref().unwrap_or(Self::DEFAULT_KIND)
     }
 }
+
+/// A reference to a Secret, possibly in another namespace (then a
+/// ReferenceGrant there must allow it), as a Gateway's
+/// `spec.tls.backend.clientCertificateRef` holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SecretObjectReference {
+    /// API group of the referent; defaults to the core group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+
+    /// Kind of the referent; defaults to `Secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+
+    /// Name of the referent.
+    pub name: String,
+
+    /// Namespace of the referent; when absent, the namespace of the object
+    /// that holds this reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+impl SecretObjectReference {
+    /// The group the API server assumes when `group` is absent: the core
+    /// group.
+    pub const DEFAULT_GROUP: &str = "";
+    /// The kind the API server assumes when `kind` is absent.
+    pub const DEFAULT_KIND: &str = "Secret";
+
+    /// The group, with the API server's default applied.
+    pub fn group(&self) -> &str {
+        self.group.as_deref().unwrap_or(Self::DEFAULT_GROUP)
+    }
+
+    /// The kind, with the API server's default applied.
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or(Self::DEFAULT_KIND)
+    }
+}
