@@ -512,6 +512,23 @@ impl Index {
         self.set_ports(BackendKind::ServiceImport, key, None);
     }
 
+    /// Makes `imports` the complete set of `ServiceImport`s, as
+    /// [`Index::replace`] does for the other kinds (a watcher's relist).
+    pub fn replace_service_imports(
+        &mut self,
+        imports: impl IntoIterator<Item = (ObjectKey, Vec<BackendPort>)>,
+    ) {
+        let imports: Map<ObjectKey, Vec<BackendPort>> = imports.into_iter().collect();
+        for key in self.backend_keys(BackendKind::ServiceImport) {
+            if !imports.contains_key(&key) {
+                self.delete_service_import(&key);
+            }
+        }
+        for (key, ports) in imports {
+            self.apply_service_import(&key, ports);
+        }
+    }
+
     /// How many policies the index holds.
     pub fn policy_count(&self) -> usize {
         self.policies.len()
@@ -775,6 +792,20 @@ impl Index {
         );
     }
 
+    /// The backends of one kind the index holds.
+    fn backend_keys(&self, kind: BackendKind) -> Vec<ObjectKey> {
+        self.targets[kind as usize]
+            .0
+            .iter()
+            .flat_map(|(ns, names)| {
+                names
+                    .iter()
+                    .filter(|(_, t)| t.ports.is_some())
+                    .map(move |(name, _)| ObjectKey::new(ns, name))
+            })
+            .collect()
+    }
+
     fn target(&self, kind: BackendKind, namespace: &str, name: &str) -> Option<&Target> {
         self.targets[kind as usize].get(namespace, name)
     }
@@ -939,16 +970,7 @@ impl Indexed for Service {
         index.set_ports(BackendKind::Service, key, None);
     }
     fn keys_in(index: &Index) -> Vec<ObjectKey> {
-        index.targets[BackendKind::Service as usize]
-            .0
-            .iter()
-            .flat_map(|(ns, names)| {
-                names
-                    .iter()
-                    .filter(|(_, t)| t.ports.is_some())
-                    .map(move |(name, _)| ObjectKey::new(ns, name))
-            })
-            .collect()
+        index.backend_keys(BackendKind::Service)
     }
 }
 

@@ -9,6 +9,7 @@
 //! once `track_ca_validity` has done its work. And the [`TlsCache`] fed
 //! from the index never hands out one configuration for two sets of
 //! inputs, while a relist that finds nothing new keeps every one.
+//! Backends are Services and ServiceImports, which may share a name.
 //!
 //! It was checked by hand to catch each of these breakages:
 //! `Index::replace` not deleting; a CA object always taken as unchanged; a
@@ -19,8 +20,10 @@
 //! change of trust anchors; merged anchors never kept;
 //! `recheck_ca_validity` not refreshing the policies of what it read
 //! again; the bundle pool keeping a bundle after one of its certificates
-//! expired or began. (The pool's other half, a clock going back, is its
-//! own property test's: the clock here only moves forward.)
+//! expired or began; a relist of ServiceImports not deleting; a
+//! ServiceImport taken for the Service of the same name. (The pool's other
+//! half, a clock going back, is its own property test's: the clock here
+//! only moves forward.)
 
 use std::{collections::BTreeMap, hash::Hasher, sync::LazyLock, time::Duration};
 
@@ -47,6 +50,8 @@ use crate::{
 };
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
+
+const BACKEND_KINDS: [BackendKind; 2] = [BackendKind::Service, BackendKind::ServiceImport];
 
 /// Two CAs, so that a bundle's content can change.
 static CAS: LazyLock<[String; 2]> = LazyLock::new(|| {
@@ -102,9 +107,11 @@ enum Kind {
     ConfigMap,
     Secret,
     Service,
+    ServiceImport,
 }
 
-const KINDS: [Kind; 5] = [Kind::Policy, Kind::Grant, Kind::ConfigMap, Kind::Secret, Kind::Service];
+const KINDS: [Kind; 6] =
+    [Kind::Policy, Kind::Grant, Kind::ConfigMap, Kind::Secret, Kind::Service, Kind::ServiceImport];
 
 #[derive(Clone, Debug, PartialEq)]
 #[allow(clippy::large_enum_variant, reason = "test data, moved rarely")]
@@ -114,6 +121,8 @@ enum Object {
     ConfigMap(ConfigMap),
     Secret(Secret),
     Service(Service),
+    /// A `ServiceImport`, as the implementation reads its ports.
+    ServiceImport(ObjectKey, Vec<BackendPort>),
 }
 
 impl Object {
@@ -124,6 +133,7 @@ impl Object {
             Self::ConfigMap(_) => Kind::ConfigMap,
             Self::Secret(_) => Kind::Secret,
             Self::Service(_) => Kind::Service,
+            Self::ServiceImport(..) => Kind::ServiceImport,
         }
     }
 
@@ -134,6 +144,7 @@ impl Object {
             Self::ConfigMap(o) => &o.metadata,
             Self::Secret(o) => &o.metadata,
             Self::Service(o) => &o.metadata,
+            Self::ServiceImport(key, _) => return key.clone(),
         };
         ObjectKey::of(meta).unwrap()
     }
@@ -158,6 +169,14 @@ impl Object {
         if let Self::Service(o) = self { Some(o) } else { None }
     }
 
+    fn service_import(&self) -> Option<(ObjectKey, Vec<BackendPort>)> {
+        if let Self::ServiceImport(key, ports) = self {
+            Some((key.clone(), ports.clone()))
+        } else {
+            None
+        }
+    }
+
     fn apply(&self, index: &mut Index, now: UnixTime) {
         match self {
             Self::Policy(o) => index.apply_at(o, now),
@@ -165,6 +184,7 @@ impl Object {
             Self::ConfigMap(o) => index.apply_at(o, now),
             Self::Secret(o) => index.apply_at(o, now),
             Self::Service(o) => index.apply_at(o, now),
+            Self::ServiceImport(key, ports) => index.apply_service_import(key, ports.clone()),
         }
     }
 }
@@ -273,6 +293,7 @@ impl Event {
                 Kind::ConfigMap => index.delete::<ConfigMap>(key),
                 Kind::Secret => index.delete::<Secret>(key),
                 Kind::Service => index.delete::<Service>(key),
+                Kind::ServiceImport => index.delete_service_import(key),
             },
         }
     }
@@ -349,6 +370,9 @@ impl Change {
                     Kind::Service => {
                         index.replace_at(objects.filter_map(Object::service).cloned(), now)
                     }
+                    Kind::ServiceImport => {
+                        index.replace_service_imports(objects.filter_map(Object::service_import))
+                    }
                 }
             }
             Self::CorpRoots(provided) => {
@@ -378,27 +402,41 @@ fn namespace() -> impl Strategy<Value = &'static str> {
     prop_oneof![3 => Just(NAMESPACES[0]), 1 => Just(NAMESPACES[1])]
 }
 
-fn service() -> impl Strategy<Value = Object> {
-    // Ports: https/443, and maybe alt/8443, TCP or UDP.
+/// The namespace, name and ports of a backend: https/443, and maybe
+/// alt/8443, TCP or UDP.
+fn backend() -> impl Strategy<Value = (ObjectKey, Vec<BackendPort>)> {
     (namespace(), prop::sample::select(&["s1", "s2"][..]), 0..4u8).prop_map(|(ns, name, ports)| {
-        let port = |name: &str, port, udp: bool| ServicePort {
-            name: Some(name.into()),
-            port,
-            protocol: udp.then(|| "UDP".into()),
-            ..Default::default()
-        };
+        let port = |name: &str, port, udp| BackendPort { name: Some(name.into()), port, udp };
         let ports = match ports {
             0 => vec![port("https", 443, false)],
             1 => vec![port("https", 443, false), port("alt", 8443, false)],
             2 => vec![port("https", 443, false), port("alt", 8443, true)],
             _ => vec![port("alt", 8443, false)],
         };
+        (ObjectKey::new(ns, name), ports)
+    })
+}
+
+fn service() -> impl Strategy<Value = Object> {
+    backend().prop_map(|(key, ports)| {
+        let ports = ports.into_iter().map(|port| ServicePort {
+            name: port.name,
+            port: port.port,
+            protocol: port.udp.then(|| "UDP".into()),
+            ..Default::default()
+        });
         Object::Service(Service {
-            metadata: meta(ns, name),
-            spec: Some(ServiceSpec { ports: Some(ports), ..Default::default() }),
+            metadata: meta(&key.namespace, &key.name),
+            spec: Some(ServiceSpec { ports: Some(ports.collect()), ..Default::default() }),
             ..Default::default()
         })
     })
+}
+
+/// A `ServiceImport` may share its namespace and name with a Service: they
+/// are different backends.
+fn service_import() -> impl Strategy<Value = Object> {
+    backend().prop_map(|(key, ports)| Object::ServiceImport(key, ports))
 }
 
 fn config_map() -> impl Strategy<Value = Object> {
@@ -485,12 +523,13 @@ fn options() -> impl Strategy<Value = Option<BTreeMap<String, String>>> {
 
 fn policy() -> BoxedStrategy<Object> {
     let target = (
+        prop_oneof![3 => Just(BackendKind::Service), 1 => Just(BackendKind::ServiceImport)],
         prop::sample::select(&["s1", "s2"][..]),
         prop::sample::select(&[None, Some("https"), Some("alt"), Some("nope")][..]),
     )
-        .prop_map(|(name, section)| LocalPolicyTargetReferenceWithSectionName {
-            group: "".into(),
-            kind: "Service".into(),
+        .prop_map(|(kind, name, section)| LocalPolicyTargetReferenceWithSectionName {
+            group: kind.group().into(),
+            kind: kind.kind().into(),
             name: name.into(),
             section_name: section.map(Into::into),
         });
@@ -596,7 +635,8 @@ fn grant() -> impl Strategy<Value = Object> {
 }
 
 fn change() -> impl Strategy<Value = Change> {
-    let object = prop_oneof![service(), config_map(), secret(), policy(), grant()];
+    let object =
+        prop_oneof![service(), service_import(), config_map(), secret(), policy(), grant()];
     // Deleting is named by an object of the kind, for its key.
     let edit = prop_oneof![
         hostname().prop_map(Edit::Hostname),
@@ -629,9 +669,10 @@ fn observe(index: &Index) -> Vec<String> {
         }
         for from in NAMESPACES {
             for service in ["s1", "s2"] {
-                for port in [443, 8443] {
+                for (kind, port) in BACKEND_KINDS.into_iter().flat_map(|k| [(k, 443), (k, 8443)]) {
                     let route = Referrer::gateway_api("HTTPRoute", from);
-                    let backend = BackendRef::service(route, namespace, service, port);
+                    let backend =
+                        BackendRef { kind, ..BackendRef::service(route, namespace, service, port) };
                     seen.push(resolution(index, &backend));
                 }
             }
@@ -719,10 +760,11 @@ fn hand_out(
         ..Default::default()
     };
     let mut configs = BTreeMap::new();
-    for service in ["s1", "s2"] {
-        for port in [443, 8443] {
+    for kind in BACKEND_KINDS {
+        for (service, port) in [("s1", 443), ("s1", 8443), ("s2", 443), ("s2", 8443)] {
             let route = Referrer::gateway_api("HTTPRoute", NAMESPACES[0]);
-            let backend = BackendRef::service(route, NAMESPACES[0], service, port);
+            let backend =
+                BackendRef { kind, ..BackendRef::service(route, NAMESPACES[0], service, port) };
             let Outcome::Policy(applied) = index.resolve(&backend).outcome().clone() else {
                 continue;
             };
