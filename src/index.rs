@@ -874,6 +874,7 @@ impl Index {
 
 /// PEM data found under [`CA_CERT_KEY`] of a referenced ConfigMap or Secret.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct CaSource {
     /// The position of its reference in `caCertificateRefs`.
     pub index: usize,

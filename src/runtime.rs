@@ -28,7 +28,8 @@
 
 use std::{
     fmt::Debug,
-    sync::{Arc, RwLock, RwLockReadGuard},
+    ops::Deref,
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
@@ -65,8 +66,9 @@ impl Default for SharedIndex {
 
 impl SharedIndex {
     /// Read access, for `resolve`, `policy_conditions` and the like. Hold it
-    /// briefly: watchers wait while it is held.
-    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+    /// briefly: watchers wait while it is held. (What holds the index may
+    /// change; only `Deref` is promised.)
+    pub fn read(&self) -> impl Deref<Target = Index> + '_ {
         // The index has no invariants a panicking writer could break
         // half-way that a reader could not survive; keep serving.
         self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner)

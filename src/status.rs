@@ -69,6 +69,9 @@ pub enum Reason {
     /// The Gateway's backend client certificate reference is unusable (for
     /// the Gateway's `ResolvedRefs`).
     InvalidClientCertificateRef,
+    /// A Route's backend reference names a backend that does not exist
+    /// (for the Route's `ResolvedRefs`).
+    BackendNotFound,
 }
 
 impl Reason {
@@ -85,6 +88,7 @@ impl Reason {
             Self::InvalidKind => "InvalidKind",
             Self::RefNotPermitted => "RefNotPermitted",
             Self::InvalidClientCertificateRef => "InvalidClientCertificateRef",
+            Self::BackendNotFound => "BackendNotFound",
         }
     }
 }

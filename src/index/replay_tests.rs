@@ -729,7 +729,8 @@ fn resolution(index: &Index, backend: &BackendRef) -> String {
 /// The client certificate of a Gateway in `namespace` naming the Secret
 /// `client` in `secret_namespace`.
 fn client_certificate(index: &Index, namespace: &str, secret_namespace: &str) -> String {
-    let certificate = index.client_certificate_ref(namespace, &client_secret(secret_namespace));
+    let certificate =
+        index.client_certificate_from_ref(namespace, &client_secret(secret_namespace));
     // (A key's `Debug` hides it.)
     let certificate = certificate.as_ref().map(key_pair);
     format!("gateway {namespace} → Secret {secret_namespace}/client: {certificate:?}")
@@ -753,7 +754,8 @@ fn hand_out(
     cache: &TlsCache,
     provider: &Arc<CryptoProvider>,
 ) -> BTreeMap<String, Handed> {
-    let certificate = index.client_certificate_ref(NAMESPACES[0], &client_secret(NAMESPACES[0]));
+    let certificate =
+        index.client_certificate_from_ref(NAMESPACES[0], &client_secret(NAMESPACES[0]));
     let params = TlsParams {
         options_domain: Some("example.com".into()),
         client_certificate: certificate.ok(),

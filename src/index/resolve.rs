@@ -102,11 +102,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The reason to report on the referring Route's `ResolvedRefs`
-    /// condition, if the reference does not resolve.
+    /// The reason to report on the referring Route's `ResolvedRefs=False`
+    /// condition: `RefNotPermitted`, or `BackendNotFound` for a backend
+    /// that does not exist. `None` otherwise, including for a port the
+    /// backend lacks, for which Gateway API names no reason.
     pub fn route_reason(&self) -> Option<Reason> {
         match self {
             Self::RefNotPermitted => Some(Reason::RefNotPermitted),
+            Self::BackendNotFound => Some(Reason::BackendNotFound),
             _ => None,
         }
     }

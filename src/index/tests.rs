@@ -587,6 +587,22 @@ fn target_not_found_and_missing_port() {
     assert_eq!(accepted(&index, "no-service"), (true, Reason::Accepted));
 }
 
+/// What a Route reports for each outcome that is not a policy.
+#[test]
+fn route_reasons() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let reason = |from: &str, service: &str, port: i32| {
+        let route = Referrer::gateway_api("HTTPRoute", from);
+        index.resolve(&BackendRef::service(route, NS, service, port)).outcome().route_reason()
+    };
+    assert_eq!(reason("web", "svc", 443), Some(Reason::RefNotPermitted));
+    assert_eq!(reason(NS, "missing", 443), Some(Reason::BackendNotFound));
+    assert_eq!(reason(NS, "svc", 8443), None, "a missing port has no Route reason");
+    assert_eq!(reason(NS, "svc", 443), None, "no policy: the reference resolves");
+    assert_eq!(Reason::BackendNotFound.as_str(), "BackendNotFound");
+}
+
 #[test]
 fn unsupported_target_kind_is_invalid() {
     let mut index = mk_index();

@@ -69,6 +69,7 @@ pub enum BlockProblem {
 /// A problem with one block (numbered from 1) of a CA bundle.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("block {block}: {problem}")]
+#[non_exhaustive]
 pub struct BlockError {
     /// The block's position in the bundle, from 1.
     pub block: usize,

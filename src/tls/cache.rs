@@ -20,7 +20,8 @@ use crate::{index::AppliedPolicy, index::Map, policy::ValidatedPolicy};
 /// [`Index::set_well_known_roots`] makes new ones; a status write or a
 /// relist does not), the client certificate (one Secret's content), the
 /// `Arc<CryptoProvider>`, and the options domain and ALPN. A hit is a hash
-/// lookup under a mutex that allocates nothing; a miss builds outside it.
+/// lookup under a mutex that allocates nothing, and a clone of the
+/// [`BackendTls`] (an `Arc` and the hostname); a miss builds outside it.
 ///
 /// What was built from a policy version or client certificate that
 /// nothing holds any more (the index let go of it, and no caller keeps an

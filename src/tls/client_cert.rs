@@ -174,14 +174,14 @@ impl Index {
     ///
     /// # Errors
     ///
-    /// As [`Index::client_certificate_ref`].
+    /// As [`Index::client_certificate_from_ref`].
     pub fn client_certificate(
         &self,
         gateway: &Gateway,
     ) -> Result<Option<ClientCertificate>, ClientCertificateError> {
         let Some(reference) = gateway.client_certificate_ref() else { return Ok(None) };
         let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
-        self.client_certificate_ref(namespace, reference).map(Some)
+        self.client_certificate_from_ref(namespace, reference).map(Some)
     }
 
     /// The client certificate named by a Gateway's
@@ -195,7 +195,7 @@ impl Index {
     /// Secret is revealed); [`ClientCertificateError::InvalidClientCertificateRef`]
     /// for a reference of another group or kind, a missing Secret, or one
     /// without a usable `tls.crt`/`tls.key` pair.
-    pub fn client_certificate_ref(
+    pub fn client_certificate_from_ref(
         &self,
         gateway_namespace: &str,
         reference: &SecretObjectReference,

@@ -45,6 +45,7 @@ use crate::{
 /// What a connection to the backend needs: the configuration and the name
 /// to send as SNI (and, without subject alternative names, to verify).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct BackendTls {
     /// The client configuration; the same `Arc` for unchanged inputs when
     /// built through a [`TlsCache`].

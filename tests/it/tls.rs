@@ -765,7 +765,8 @@ fn gateway_client_certificate_refs() {
             .client_certificate(&gateway(reference.clone()))
             .map(|c| c.unwrap().chain()[0].clone());
         let reference: v1::SecretObjectReference = serde_json::from_value(reference).unwrap();
-        let alone = index.client_certificate_ref("infra", &reference).map(|c| c.chain()[0].clone());
+        let alone =
+            index.client_certificate_from_ref("infra", &reference).map(|c| c.chain()[0].clone());
         assert_eq!(through_gateway, alone);
         alone.map(|_| ()).map_err(|e| e.reason())
     };

@@ -4,7 +4,7 @@
 //! Not the Gateway type family: this crate neither owns nor installs the
 //! Gateway CRD. Deserializing a whole Gateway into [`Gateway`] keeps these
 //! fields and ignores the others. A controller with its own Gateway type
-//! passes the reference to `Index::client_certificate_ref` instead.
+//! passes the reference to `Index::client_certificate_from_ref` instead.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
