@@ -123,7 +123,10 @@ impl BackendKind {
         }
     }
 
-    fn of(group: &str, kind: &str) -> Option<Self> {
+    /// The kind a reference's group and kind name (a Route's `backendRef`
+    /// after the API server's defaults: group `""`, kind `Service`), if it
+    /// is one the index holds.
+    pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
         [Self::Service, Self::ServiceImport]
             .into_iter()
             .find(|k| k.group() == group && k.kind() == kind)
@@ -665,7 +668,7 @@ impl Index {
         let mut attachments = Vec::new();
         let mut unsupported_targets = Vec::new();
         for (i, target) in policy.spec.target_refs.iter().enumerate() {
-            match BackendKind::of(&target.group, &target.kind) {
+            match BackendKind::from_group_kind(&target.group, &target.kind) {
                 Some(kind) => attachments.push((
                     i,
                     AttachKey {

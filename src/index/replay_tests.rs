@@ -767,7 +767,7 @@ fn hand_out(
             let route = Referrer::gateway_api("HTTPRoute", NAMESPACES[0]);
             let backend =
                 BackendRef { kind, ..BackendRef::service(route, NAMESPACES[0], service, port) };
-            let Outcome::Policy(applied) = index.resolve(&backend).outcome().clone() else {
+            let Outcome::Policy(applied) = index.resolve(&backend).into_outcome() else {
                 continue;
             };
             let Ok(policy) = applied.usable() else { continue };

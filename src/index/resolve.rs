@@ -64,6 +64,11 @@ impl Resolution {
         &self.outcome
     }
 
+    /// What applies, for a caller that keeps nothing else.
+    pub fn into_outcome(self) -> Outcome {
+        self.outcome
+    }
+
     /// Every policy that targets the backend's Service and could have
     /// applied to this port, with why it did or did not.
     pub fn candidates(&self) -> &[Candidate] {

@@ -225,7 +225,7 @@ fn nonexistent_and_malformed_ca_refs_fail_closed() {
     assert_eq!(accepted(&index, policy), (false, Reason::NoValidCACertificate));
     assert_eq!(resolved_refs(&index, policy), (false, Reason::InvalidCACertificateRef));
     let Outcome::Policy(applied) =
-        index.resolve(&BackendRef::service(route(), NS, "svc", 443)).outcome().clone()
+        index.resolve(&BackendRef::service(route(), NS, "svc", 443)).into_outcome()
     else {
         panic!("the policy must apply")
     };
@@ -632,6 +632,12 @@ fn service_import_is_a_target() {
         ..BackendRef::service(route(), NS, "shop", 443)
     };
     assert!(matches!(index.resolve(&backend).outcome(), Outcome::Policy(_)));
+    assert_eq!(
+        BackendKind::from_group_kind("multicluster.x-k8s.io", "ServiceImport"),
+        Some(BackendKind::ServiceImport)
+    );
+    assert_eq!(BackendKind::from_group_kind("", "Service"), Some(BackendKind::Service));
+    assert_eq!(BackendKind::from_group_kind("", "ServiceImport"), None);
     // A Service of the same name is a different backend.
     assert!(matches!(
         index.resolve(&BackendRef::service(route(), NS, "shop", 443)).outcome(),

@@ -14,6 +14,7 @@ use crate::{
     status::Reason,
 };
 use rustls::{
+    crypto::CryptoProvider,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
     sign::CertifiedKey,
 };
@@ -79,6 +80,30 @@ impl ClientCertificate {
                 .map_err(|e| format!("tls.key does not fit tls.crt: {e}"))?;
         }
         let pem = (chain_pem.into(), key_pem.into());
+        Ok(Self(Arc::new(KeyPair { chain, key, pem })))
+    }
+
+    /// A chain (leaf first) and its private key from elsewhere than a
+    /// Secret, such as the SPIFFE Workload API, checked with `provider` to
+    /// belong together.
+    ///
+    /// # Errors
+    ///
+    /// rustls' error when the chain is empty, the key cannot be loaded, or
+    /// it does not belong to the leaf.
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        provider: &CryptoProvider,
+    ) -> Result<Self, rustls::Error> {
+        // (rustls checks the key against the leaf only when its provider
+        // can say what the key's public half is; an empty chain would pass.)
+        if chain.is_empty() {
+            return Err(rustls::Error::NoCertificatesPresented);
+        }
+        CertifiedKey::from_der(chain.clone(), key.clone_key(), provider)?;
+        // No Secret text: never taken for a Secret applied again.
+        let pem = (Box::default(), Box::default());
         Ok(Self(Arc::new(KeyPair { chain, key, pem })))
     }
 

@@ -461,6 +461,24 @@ async fn client_certificate_required_by_the_backend() {
 
     let addr = serve(&chain, &key, Some(&ca.pem)).await;
     assert!(dial(addr, &config(&policy, None)).await.is_err(), "no client certificate must fail");
+
+    // The same pair from DER (as the SPIFFE Workload API hands it over).
+    let der_chain: Vec<_> =
+        CertificateDer::pem_slice_iter(client_chain.as_bytes()).map(Result::unwrap).collect();
+    let der_key = || PrivateKeyDer::from_pem_slice(client_key.as_bytes()).unwrap();
+    let client = ClientCertificate::new(der_chain.clone(), der_key(), &provider()).unwrap();
+    let addr = serve(&chain, &key, Some(&ca.pem)).await;
+    assert_eq!(dial(addr, &config(&policy, Some(client))).await.unwrap(), "HTTP/1.1 200 OK");
+    let (_, other_key) = ca.issue(&[], -1, 30, true);
+    let other_key = PrivateKeyDer::from_pem_slice(other_key.as_bytes()).unwrap();
+    assert!(matches!(
+        ClientCertificate::new(der_chain, other_key, &provider()),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch))
+    ));
+    assert!(matches!(
+        ClientCertificate::new(Vec::new(), der_key(), &provider()),
+        Err(rustls::Error::NoCertificatesPresented)
+    ));
 }
 
 #[tokio::test]
