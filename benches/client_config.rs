@@ -19,7 +19,11 @@
 //!   already decoded, and nothing else: what `apply_new_ca_and_build` cannot
 //!   do without (and `apply_one_new_and_build` for its new certificate);
 //! - `floor_pem_alone`: the floor's PEM decoding on its own;
-//! - `*/mozilla`: the same for Mozilla's TLS roots valid today.
+//! - `*/mozilla`: the same for Mozilla's TLS roots valid today;
+//! - `tls_secret/apply`: a TLS Secret (a P-256 pair, as rcgen makes it)
+//!   applied to an index, against `tls_secret/parse_pair`, reading its
+//!   pair as a Gateway's reference does: the index reads a pair only then,
+//!   since most TLS Secrets are no Gateway's client certificate.
 //!
 //! ```text
 //! cargo bench --bench client_config
@@ -31,13 +35,13 @@ use std::{hint::black_box, sync::Arc};
 
 use backend_tls_policy::{
     index::Index,
-    tls::{self, TlsCache, TlsParams},
+    tls::{self, ClientCertificate, TlsCache, TlsParams},
 };
 use common::{
     applied, bare_config, bundle, ca_bundle, config_map, index_with, mozilla_roots, provider,
 };
 use criterion::{BatchSize, Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use rustls::{
     RootCertStore,
     crypto::CryptoProvider,
@@ -183,5 +187,36 @@ fn one_replaced(pem: &str) -> String {
     ca_bundle(1) + &rest
 }
 
-criterion_group!(benches, build);
+/// A TLS Secret applied, against reading its pair (what applying one cost
+/// when the index read every pair).
+fn tls_secrets(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tls_secret");
+    let pair = rcgen::generate_simple_self_signed(vec!["gw.example".into()]).unwrap();
+    let (crt, key) = (pair.cert.pem(), pair.signing_key.serialize_pem());
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"namespace": "infra", "name": "client"},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": crt, "tls.key": key},
+    }))
+    .unwrap();
+    group.bench_function("apply", |b| {
+        b.iter_batched(
+            Index::default,
+            |mut index| {
+                index.apply(black_box(&secret));
+                index
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("parse_pair", |b| {
+        b.iter(|| {
+            ClientCertificate::from_pem(Some(black_box(crt.as_bytes())), Some(key.as_bytes()))
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, build, tls_secrets);
 criterion_main!(benches);

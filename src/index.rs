@@ -50,7 +50,7 @@ use crate::{
     policy::{CaCertificateRef, TrustAnchors, ValidatedPolicy, ValidationErrors, WellKnownCa},
     status::RefProblem,
     tls::{
-        ClientCertificate,
+        ClientCertificate, SecretKeyPair,
         ca::{BundlePool, CaCertificate, ReadBundle},
     },
 };
@@ -380,7 +380,7 @@ impl CaData {
 #[derive(Clone, Debug)]
 struct SecretData {
     ca: CaData,
-    key_pair: Result<ClientCertificate, String>,
+    key_pair: Arc<SecretKeyPair>,
 }
 
 /// The objects that decide backend TLS in a cluster, indexed for
@@ -769,8 +769,7 @@ impl Index {
         &self,
         key: &ObjectKey,
     ) -> Option<Result<&ClientCertificate, &str>> {
-        let secret = self.secrets.get(&key.namespace, &key.name)?;
-        Some(secret.key_pair.as_ref().map_err(String::as_str))
+        Some(self.secrets.get(&key.namespace, &key.name)?.key_pair.get())
     }
 
     /// Recomputes the policies that name the CA object `key` (ConfigMap or
@@ -1012,11 +1011,8 @@ impl Indexed for Secret {
             })
         };
         let old = index.secrets.get(&key.namespace, &key.name);
-        let key_pair = ClientCertificate::from_pem_unless_unchanged(
-            value("tls.crt"),
-            value("tls.key"),
-            old.and_then(|s| s.key_pair.as_ref().ok()),
-        );
+        let key_pair =
+            SecretKeyPair::read(value("tls.crt"), value("tls.key"), old.map(|s| &s.key_pair));
         let ca = CaData::read(value(CA_CERT_KEY), &mut index.ca_bundles, now);
         let old = index.secrets.insert(&key, SecretData { ca: ca.clone(), key_pair });
         // Policy entries depend on the CA only; a client certificate is

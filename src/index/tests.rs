@@ -12,7 +12,7 @@ use super::*;
 use crate::{
     api::v1::{
         LocalObjectReference, LocalPolicyTargetReferenceWithSectionName, ReferenceGrantFrom,
-        ReferenceGrantTo,
+        ReferenceGrantTo, SecretObjectReference,
     },
     status::Reason,
     tls::ca,
@@ -326,6 +326,39 @@ fn secret_ca_refs_are_supported() {
     let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
     assert_eq!(applied.ca_sources()[0].index, 0);
     assert_eq!(&*applied.ca_sources()[0].pem, CA_PEM.as_bytes());
+}
+
+/// A TLS Secret's key pair is loaded when a Gateway's reference asks for
+/// it, once, and kept while the Secret comes back unchanged.
+#[test]
+fn tls_secrets_are_parsed_when_asked_for() {
+    let pair = rcgen::generate_simple_self_signed(vec!["gw.example".into()]).unwrap();
+    let tls_secret = |crt: &str| Secret {
+        metadata: meta(NS, "client"),
+        string_data: Some(
+            [
+                ("tls.crt".into(), crt.to_owned()),
+                ("tls.key".into(), pair.signing_key.serialize_pem()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let mut index = Index::default();
+    index.apply(&tls_secret(&pair.cert.pem()));
+    let key_pair = |index: &Index| index.secrets.get(NS, "client").unwrap().key_pair.clone();
+    assert!(!key_pair(&index).is_parsed(), "no Gateway asked");
+    let reference = SecretObjectReference { name: "client".into(), ..Default::default() };
+    let first = index.client_certificate_from_ref(NS, &reference).unwrap();
+    assert!(key_pair(&index).is_parsed());
+    index.apply(&tls_secret(&pair.cert.pem()));
+    assert!(first.same(&index.client_certificate_from_ref(NS, &reference).unwrap()));
+    // Another certificate for the same key: read again, and refused.
+    let other = rcgen::generate_simple_self_signed(vec!["other.example".into()]).unwrap();
+    index.apply(&tls_secret(&other.cert.pem()));
+    assert!(!key_pair(&index).is_parsed());
+    let error = index.client_certificate_from_ref(NS, &reference).unwrap_err();
+    assert!(error.to_string().contains("tls.key does not fit tls.crt"), "{error}");
 }
 
 fn secs(seconds: u64) -> UnixTime {

@@ -4,7 +4,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, Weak},
+    sync::{Arc, OnceLock, Weak},
 };
 
 use crate::{
@@ -27,9 +27,6 @@ pub struct ClientCertificate(Arc<KeyPair>);
 struct KeyPair {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    /// `tls.crt` and `tls.key` as read, to tell a Secret applied again
-    /// unchanged without parsing it.
-    pem: (Box<[u8]>, Box<[u8]>),
 }
 
 /// See [`ClientCertificate::held`].
@@ -79,8 +76,7 @@ impl ClientCertificate {
             CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
                 .map_err(|e| format!("tls.key does not fit tls.crt: {e}"))?;
         }
-        let pem = (chain_pem.into(), key_pem.into());
-        Ok(Self(Arc::new(KeyPair { chain, key, pem })))
+        Ok(Self(Arc::new(KeyPair { chain, key })))
     }
 
     /// A chain (leaf first) and its private key from elsewhere than a
@@ -102,9 +98,7 @@ impl ClientCertificate {
             return Err(rustls::Error::NoCertificatesPresented);
         }
         CertifiedKey::from_der(chain.clone(), key.clone_key(), provider)?;
-        // No Secret text: never taken for a Secret applied again.
-        let pem = (Box::default(), Box::default());
-        Ok(Self(Arc::new(KeyPair { chain, key, pem })))
+        Ok(Self(Arc::new(KeyPair { chain, key })))
     }
 
     /// The certificate chain, leaf first.
@@ -132,23 +126,6 @@ impl ClientCertificate {
     pub(crate) fn held(&self) -> HeldKeyPair {
         HeldKeyPair(Arc::downgrade(&self.0))
     }
-
-    /// [`Self::from_pem`], unless `old` was read from the same bytes:
-    /// then `old`, so that what was built with it stays cached.
-    pub(crate) fn from_pem_unless_unchanged(
-        chain: Option<&[u8]>,
-        key: Option<&[u8]>,
-        old: Option<&Self>,
-    ) -> Result<Self, String> {
-        match (old, chain, key) {
-            (Some(old), Some(chain), Some(key))
-                if (chain, key) == (&*old.0.pem.0, &*old.0.pem.1) =>
-            {
-                Ok(old.clone())
-            }
-            _ => Self::from_pem(chain, key),
-        }
-    }
 }
 
 impl fmt::Debug for ClientCertificate {
@@ -157,6 +134,53 @@ impl fmt::Debug for ClientCertificate {
         f.debug_struct("ClientCertificate")
             .field("certificates", &self.chain().len())
             .finish_non_exhaustive()
+    }
+}
+
+/// A Secret's `tls.crt` and `tls.key` as applied, parsed the first time a
+/// Gateway's reference asks for them: most TLS Secrets in a cluster are
+/// no Gateway's client certificate, and loading a private key costs.
+pub(crate) struct SecretKeyPair {
+    chain: Option<Box<[u8]>>,
+    key: Option<Box<[u8]>>,
+    parsed: OnceLock<Result<ClientCertificate, String>>,
+}
+
+impl SecretKeyPair {
+    /// `old` when it was read from the same bytes (a Secret applied again
+    /// unchanged keeps its certificate, and what was built with it).
+    pub(crate) fn read(
+        chain: Option<&[u8]>,
+        key: Option<&[u8]>,
+        old: Option<&Arc<Self>>,
+    ) -> Arc<Self> {
+        match old {
+            Some(old) if (old.chain.as_deref(), old.key.as_deref()) == (chain, key) => old.clone(),
+            _ => Arc::new(Self {
+                chain: chain.map(Into::into),
+                key: key.map(Into::into),
+                parsed: OnceLock::new(),
+            }),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_parsed(&self) -> bool {
+        self.parsed.get().is_some()
+    }
+
+    /// The parsed pair, or why it cannot be used.
+    pub(crate) fn get(&self) -> Result<&ClientCertificate, &str> {
+        let (chain, key) = (self.chain.as_deref(), self.key.as_deref());
+        let parsed = self.parsed.get_or_init(|| ClientCertificate::from_pem(chain, key));
+        parsed.as_ref().map_err(String::as_str)
+    }
+}
+
+impl fmt::Debug for SecretKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the key.
+        f.debug_struct("SecretKeyPair").field("parsed", &self.parsed.get()).finish_non_exhaustive()
     }
 }
 

@@ -33,6 +33,7 @@ use rustls::{
 };
 
 pub use cache::TlsCache;
+pub(crate) use client_cert::SecretKeyPair;
 pub use client_cert::{ClientCertificate, ClientCertificateError};
 pub use options::OptionError;
 
