@@ -645,7 +645,8 @@ impl Index {
         keys
     }
 
-    /// A policy as last applied.
+    /// A policy as last applied, without its `managedFields` (the API
+    /// server's bookkeeping, often larger than the spec).
     pub fn policy(&self, key: &ObjectKey) -> Option<&v1::BackendTlsPolicy> {
         self.policies.get(&key.namespace, &key.name).map(|e| &e.policy)
     }
@@ -688,10 +689,12 @@ impl Index {
         for name in ca_ref_names(&validated) {
             self.ca_dependents.entry(&key.namespace, name).push(rank.key.clone());
         }
+        let mut policy = policy.clone();
+        policy.metadata.managed_fields = None;
         let state = Arc::new(PolicyState {
             key: rank.key.clone(),
             validated,
-            policy: policy.clone(),
+            policy,
             rank,
             attachments,
             unsupported_targets,

@@ -603,6 +603,21 @@ fn observed_generation_follows_the_policy() {
     assert!(conditions.accepted.status);
 }
 
+/// The index keeps a policy as applied, but for the API server's
+/// bookkeeping.
+#[test]
+fn policies_are_kept_without_managed_fields() {
+    let mut index = mk_index();
+    let mut policy = mk_policy("p", 0, "svc", None, "abc.example.com");
+    policy.metadata.managed_fields = Some(vec![Default::default()]);
+    policy.metadata.labels = Some([("team".into(), "shop".into())].into());
+    index.apply(&policy);
+    let kept = index.policy(&ObjectKey::new(NS, "p")).unwrap();
+    assert_eq!(kept.metadata.managed_fields, None);
+    policy.metadata.managed_fields = None;
+    assert_eq!(kept, &policy);
+}
+
 #[test]
 fn target_not_found_and_missing_port() {
     let mut index = mk_index();
