@@ -174,10 +174,10 @@ impl fmt::Display for RefProblem {
     }
 }
 
-/// Why a policy's target does not take the policy.
+/// Why a policy's target does not take the policy (the messages of its
+/// `Accepted` condition).
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TargetProblem {
+pub(crate) enum TargetProblem {
     /// A target kind this crate does not support.
     UnsupportedKind {
         /// Its position in `targetRefs`.
@@ -221,7 +221,7 @@ pub enum TargetProblem {
 
 impl TargetProblem {
     /// The `Accepted` reason for this problem.
-    pub fn reason(&self) -> Reason {
+    pub(crate) fn reason(&self) -> Reason {
         match self {
             Self::NotFound { .. } | Self::NoSuchPort { .. } => Reason::TargetNotFound,
             _ => Reason::Invalid,
