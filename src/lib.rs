@@ -117,7 +117,7 @@
 //! | `Outcome::NoPolicy` | connect without BackendTLSPolicy TLS |
 //! | `Outcome::Policy` and a `BackendTls` | dial with `config` and `server_name` |
 //! | `Outcome::Policy` and a `TlsError` (or `usable()` fails) | answer 502/503, never plaintext |
-//! | `Outcome::RefNotPermitted` | Route `ResolvedRefs=False/RefNotPermitted`; answer 500 |
+//! | `Outcome::RefNotPermitted`, `Outcome::BackendNotFound` | Route `ResolvedRefs=False` with `outcome.route_reason()`; answer 500 |
 //! | `Index::client_certificate` error | Gateway `ResolvedRefs=False` with `error.reason()` |
 //!
 //! The README has the whole path from `Client::try_default()` to

@@ -134,7 +134,7 @@ impl AppliedPolicy {
         &self.entry.key
     }
 
-    /// The policy object.
+    /// The policy object, without its `managedFields`.
     pub fn policy(&self) -> &v1::BackendTlsPolicy {
         &self.entry.policy
     }

@@ -353,12 +353,17 @@ fn tls_secrets_are_parsed_when_asked_for() {
     assert!(key_pair(&index).is_parsed());
     index.apply(&tls_secret(&pair.cert.pem()));
     assert!(first.same(&index.client_certificate_from_ref(NS, &reference).unwrap()));
-    // Another certificate for the same key: read again, and refused.
+    // tls.crt replaced by a certificate for another key, tls.key left:
+    // read again, and refused (when a provider can check the pair).
     let other = rcgen::generate_simple_self_signed(vec!["other.example".into()]).unwrap();
     index.apply(&tls_secret(&other.cert.pem()));
     assert!(!key_pair(&index).is_parsed());
-    let error = index.client_certificate_from_ref(NS, &reference).unwrap_err();
-    assert!(error.to_string().contains("tls.key does not fit tls.crt"), "{error}");
+    let read = index.client_certificate_from_ref(NS, &reference);
+    assert!(key_pair(&index).is_parsed());
+    if crate::tls::default_provider().is_ok() {
+        let error = read.unwrap_err();
+        assert!(error.to_string().contains("tls.key does not fit tls.crt"), "{error}");
+    }
 }
 
 fn secs(seconds: u64) -> UnixTime {

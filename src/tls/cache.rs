@@ -18,7 +18,8 @@ use crate::{index::AppliedPolicy, index::Map, policy::ValidatedPolicy};
 /// trust anchors as the [`Index`] holds them (a change to the policy's spec,
 /// to a CA object it names, or to the roots given to
 /// [`Index::set_well_known_roots`] makes new ones; a status write or a
-/// relist does not), the client certificate (one Secret's content), the
+/// relist does not), the client certificate (one value: one Secret's
+/// content), the
 /// `Arc<CryptoProvider>`, and the options domain and ALPN. A hit is a hash
 /// lookup under a mutex that allocates nothing, and a clone of the
 /// [`BackendTls`] (an `Arc` and the hostname); a miss builds outside it.

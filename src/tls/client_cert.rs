@@ -19,8 +19,9 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-/// A certificate chain and its private key, parsed from a Secret. Cheap to
-/// clone; clones are the same certificate (for caching).
+/// A certificate chain and its private key, from a Secret or made with
+/// [`ClientCertificate::new`]. Cheap to clone; clones are the same
+/// certificate (for caching).
 #[derive(Clone)]
 pub struct ClientCertificate(Arc<KeyPair>);
 
@@ -81,12 +82,17 @@ impl ClientCertificate {
 
     /// A chain (leaf first) and its private key from elsewhere than a
     /// Secret, such as the SPIFFE Workload API, checked with `provider` to
-    /// belong together.
+    /// belong together. Keep the value while the certificate stays the
+    /// same: [`TlsCache`](super::TlsCache) knows a certificate by its
+    /// value, so a new one, even of the same content, builds a new
+    /// configuration.
     ///
     /// # Errors
     ///
     /// rustls' error when the chain is empty, the key cannot be loaded, or
-    /// it does not belong to the leaf.
+    /// it does not belong to the leaf (when the provider can tell: one
+    /// that cannot say what a key's public half is, as with some hardware
+    /// keys, lets any key through).
     pub fn new(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
@@ -111,8 +117,8 @@ impl ClientCertificate {
         &self.0.key
     }
 
-    /// Whether two values come from one reading of a Secret: clones of one
-    /// value, or a Secret applied again to the index unchanged.
+    /// Whether two values are one certificate: clones of one value, or one
+    /// Secret applied to the index again unchanged.
     pub fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -236,6 +242,10 @@ impl Index {
     /// The client certificate named by a Gateway's
     /// `spec.tls.backend.clientCertificateRef`, for a controller with its
     /// own Gateway type: `gateway_namespace` is the Gateway's namespace.
+    ///
+    /// The first call for a Secret's content reads its pair (a private key
+    /// to load: microseconds, more for RSA); later calls, and calls after
+    /// the Secret is applied again unchanged, return the same value.
     ///
     /// # Errors
     ///

@@ -178,7 +178,7 @@ fn build(
     Ok(BackendTls { config: Arc::new(config), server_name: policy.hostname().server_name() })
 }
 
-fn default_provider() -> Result<Arc<CryptoProvider>, TlsError> {
+pub(crate) fn default_provider() -> Result<Arc<CryptoProvider>, TlsError> {
     if let Some(provider) = CryptoProvider::get_default() {
         return Ok(provider.clone());
     }

@@ -475,10 +475,46 @@ async fn client_certificate_required_by_the_backend() {
         ClientCertificate::new(der_chain, other_key, &provider()),
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch))
     ));
+    // A provider that cannot say what a key's public half is (as with some
+    // hardware keys) cannot check the pair, and rustls lets it through;
+    // an empty chain is still refused.
+    let opaque = CryptoProvider { key_provider: &OpaqueKeys, ..(*provider()).clone() };
+    let server_leaf = CertificateDer::from_pem_slice(chain.as_bytes()).unwrap();
+    assert!(ClientCertificate::new(vec![server_leaf], der_key(), &opaque).is_ok(), "not its key");
     assert!(matches!(
-        ClientCertificate::new(Vec::new(), der_key(), &provider()),
+        ClientCertificate::new(Vec::new(), der_key(), &opaque),
         Err(rustls::Error::NoCertificatesPresented)
     ));
+}
+
+/// Loads any key as one whose public half it cannot tell (a stand-in for
+/// a hardware key; nothing here signs with it).
+#[derive(Debug)]
+struct OpaqueKeys;
+
+#[derive(Debug)]
+struct OpaqueKey;
+
+impl rustls::crypto::KeyProvider for OpaqueKeys {
+    fn load_private_key(
+        &self,
+        _: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Ok(Arc::new(OpaqueKey))
+    }
+}
+
+impl rustls::sign::SigningKey for OpaqueKey {
+    fn choose_scheme(
+        &self,
+        _: &[rustls::SignatureScheme],
+    ) -> Option<Box<dyn rustls::sign::Signer>> {
+        None
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::ECDSA
+    }
 }
 
 #[tokio::test]
