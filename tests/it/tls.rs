@@ -409,6 +409,25 @@ async fn handshakes_against_a_rustls_server() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A certificate naming its host in the Common Name only (legacy PKI) is
+/// refused in both modes: there is no Common Name fallback.
+#[tokio::test]
+async fn a_common_name_alone_does_not_match() {
+    let ca = Ca::root("test CA");
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, "abc.example.com");
+    let leaf = params.signed_by(&key, &Issuer::from_params(&ca.params, &ca.key)).unwrap();
+    let sans = json!([{"type": "Hostname", "hostname": "abc.example.com"}]);
+    for sans in [json!(null), sans] {
+        let addr = serve(&leaf.pem(), &key.serialize_pem(), None).await;
+        let error = dial(addr, &config(&applied(&ca.pem, "abc.example.com", sans.clone()), None))
+            .await
+            .unwrap_err();
+        assert!(name_mismatch(&error), "{sans}: {error:?}");
+    }
+}
+
 #[tokio::test]
 async fn wrong_ca_expired_leaf_and_intermediates() {
     let ca = Ca::root("test CA");
