@@ -1,7 +1,9 @@
 //! Heap held by an index of 10,000 policies (and 10,000 each of Services and
 //! CA ConfigMaps, which share one certificate), counted by a global
 //! allocator; then 10,000 CA ConfigMaps that do not share their certificate;
-//! then trust-manager's shape, one 150-certificate bundle in 1,000 objects.
+//! then trust-manager's shape, one 150-certificate bundle in 1,000 objects;
+//! then 10,000 TLS Secrets (cert-manager's, P-256), no Gateway's client
+//! certificate.
 //!
 //! ```text
 //! cargo bench --bench memory
@@ -13,7 +15,7 @@ use std::{
 };
 
 use backend_tls_policy::{Index, api::v1};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use serde_json::json;
 
 struct Counting;
@@ -128,5 +130,35 @@ fn main() {
         "{m} copies of a 150-certificate bundle: {:.1} MiB; + {m} policies naming them: {:.1} MiB",
         mib(cas),
         mib(LIVE.load(Ordering::Relaxed) - before - cas)
+    );
+    drop(index);
+
+    // Every TLS Secret of a cluster, when the controller watches them all:
+    // the index keeps their text and reads none (no Gateway asks).
+    let secrets: Vec<Secret> = (0..n)
+        .map(|i| {
+            let pair = rcgen::generate_simple_self_signed(vec![format!("svc-{i}.example")]).unwrap();
+            serde_json::from_value(json!({
+                "metadata": {"namespace": ns(i), "name": format!("tls-{i}")},
+                "type": "kubernetes.io/tls",
+                "stringData": {"tls.crt": pair.cert.pem(), "tls.key": pair.signing_key.serialize_pem()},
+            }))
+            .unwrap()
+        })
+        .collect();
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut index = Index::default();
+    secrets.iter().for_each(|o| index.apply(o));
+    let unread = LIVE.load(Ordering::Relaxed) - before;
+    // Then as if a Gateway named each one.
+    for i in 0..n {
+        let reference =
+            v1::SecretObjectReference { name: format!("tls-{i}"), ..Default::default() };
+        index.client_certificate_from_ref(&ns(i), &reference).unwrap();
+    }
+    println!(
+        "{n} TLS Secrets: {:.1} MiB; with every pair read: {:.1} MiB",
+        mib(unread),
+        mib(LIVE.load(Ordering::Relaxed) - before)
     );
 }
