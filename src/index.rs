@@ -50,7 +50,7 @@ use crate::{
     policy::{CaCertificateRef, TrustAnchors, ValidatedPolicy, ValidationErrors, WellKnownCa},
     status::RefProblem,
     tls::{
-        ClientCertificate, SecretKeyPair,
+        ClientCertificate, KeyPairError, SecretKeyPair,
         ca::{BundlePool, CaCertificate, ReadBundle},
     },
 };
@@ -771,7 +771,7 @@ impl Index {
     pub(crate) fn secret_key_pair(
         &self,
         key: &ObjectKey,
-    ) -> Option<Result<&ClientCertificate, &str>> {
+    ) -> Option<Result<&ClientCertificate, &KeyPairError>> {
         Some(self.secrets.get(&key.namespace, &key.name)?.key_pair.get())
     }
 

@@ -46,36 +46,31 @@ impl ClientCertificate {
     ///
     /// # Errors
     ///
-    /// A message saying what is missing or wrong.
-    pub fn from_pem(chain: Option<&[u8]>, key: Option<&[u8]>) -> Result<Self, String> {
-        let (Some(chain_pem), Some(key_pem)) = (chain, key) else {
-            return Err(match (chain, key) {
-                (None, None) => "has no tls.crt and no tls.key",
-                (None, _) => "has no tls.crt",
-                _ => "has no tls.key",
-            }
-            .to_owned());
+    /// [`KeyPairError`], saying what is missing or wrong.
+    pub fn from_pem(chain: Option<&[u8]>, key: Option<&[u8]>) -> Result<Self, KeyPairError> {
+        let (chain_pem, key_pem) = match (chain, key) {
+            (Some(chain), Some(key)) => (chain, key),
+            (None, None) => return Err(KeyPairError::MissingBoth),
+            (None, _) => return Err(KeyPairError::MissingCertificate),
+            _ => return Err(KeyPairError::MissingKey),
         };
         let chain: Vec<_> = CertificateDer::pem_slice_iter(chain_pem)
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("tls.crt is not PEM: {e:?}").to_lowercase())?;
+            .map_err(|e| KeyPairError::ChainNotPem(format!("{e:?}").to_lowercase()))?;
         if chain.is_empty() {
-            return Err("tls.crt holds no certificate".to_owned());
+            return Err(KeyPairError::EmptyChain);
         }
-        if let Some((_, problem)) = chain.iter().enumerate().find_map(|(i, der)| {
-            x509_parser::parse_x509_certificate(der)
-                .err()
-                .map(|e| (i, format!("certificate {} of tls.crt does not parse: {e}", i + 1)))
-        }) {
-            return Err(problem);
+        for (i, der) in chain.iter().enumerate() {
+            if let Err(e) = x509_parser::parse_x509_certificate(der) {
+                return Err(KeyPairError::Unparsable { certificate: i + 1, reason: e.to_string() });
+            }
         }
-        let key = PrivateKeyDer::from_pem_slice(key_pem)
-            .map_err(|_| "tls.key holds no PEM private key".to_owned())?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| KeyPairError::NoPrivateKey)?;
         // The key check needs a provider; with none to pick, rustls still
         // refuses a mismatched key when the config is built.
         if let Ok(provider) = super::default_provider() {
             CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
-                .map_err(|e| format!("tls.key does not fit tls.crt: {e}"))?;
+                .map_err(KeyPairError::Mismatch)?;
         }
         Ok(Self(Arc::new(KeyPair { chain, key })))
     }
@@ -143,13 +138,49 @@ impl fmt::Debug for ClientCertificate {
     }
 }
 
+/// Why a Secret's `tls.crt` and `tls.key` are not a usable client
+/// certificate.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyPairError {
+    /// The Secret has neither `tls.crt` nor `tls.key`.
+    #[error("has no tls.crt and no tls.key")]
+    MissingBoth,
+    /// The Secret has no `tls.crt`.
+    #[error("has no tls.crt")]
+    MissingCertificate,
+    /// The Secret has no `tls.key`.
+    #[error("has no tls.key")]
+    MissingKey,
+    /// `tls.crt` is not PEM.
+    #[error("tls.crt is not PEM: {0}")]
+    ChainNotPem(String),
+    /// `tls.crt` holds no certificate.
+    #[error("tls.crt holds no certificate")]
+    EmptyChain,
+    /// A certificate of `tls.crt` (numbered from 1) does not parse.
+    #[error("certificate {certificate} of tls.crt does not parse: {reason}")]
+    Unparsable {
+        /// Its position in the chain, from 1.
+        certificate: usize,
+        /// Why.
+        reason: String,
+    },
+    /// `tls.key` holds no PEM private key.
+    #[error("tls.key holds no PEM private key")]
+    NoPrivateKey,
+    /// The key is not the leaf certificate's, or cannot be loaded.
+    #[error("tls.key does not fit tls.crt: {0}")]
+    Mismatch(rustls::Error),
+}
+
 /// A Secret's `tls.crt` and `tls.key` as applied, parsed the first time a
 /// Gateway's reference asks for them: most TLS Secrets in a cluster are
 /// no Gateway's client certificate, and loading a private key costs.
 pub(crate) struct SecretKeyPair {
     chain: Option<Box<[u8]>>,
     key: Option<Box<[u8]>>,
-    parsed: OnceLock<Result<ClientCertificate, String>>,
+    parsed: OnceLock<Result<ClientCertificate, KeyPairError>>,
 }
 
 impl SecretKeyPair {
@@ -176,10 +207,9 @@ impl SecretKeyPair {
     }
 
     /// The parsed pair, or why it cannot be used.
-    pub(crate) fn get(&self) -> Result<&ClientCertificate, &str> {
+    pub(crate) fn get(&self) -> Result<&ClientCertificate, &KeyPairError> {
         let (chain, key) = (self.chain.as_deref(), self.key.as_deref());
-        let parsed = self.parsed.get_or_init(|| ClientCertificate::from_pem(chain, key));
-        parsed.as_ref().map_err(String::as_str)
+        self.parsed.get_or_init(|| ClientCertificate::from_pem(chain, key)).as_ref()
     }
 }
 
@@ -279,8 +309,38 @@ impl Index {
         }
         match self.secret_key_pair(&secret) {
             None => Err(invalid("not found")),
-            Some(Err(reason)) => Err(invalid(reason)),
+            Some(Err(problem)) => Err(invalid(&problem.to_string())),
             Some(Ok(certificate)) => Ok(certificate.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_way_a_pair_is_unusable_is_named() {
+        let pair = rcgen::generate_simple_self_signed(vec!["gw.example".into()]).unwrap();
+        let (crt, key) = (pair.cert.pem(), pair.signing_key.serialize_pem());
+        let other = rcgen::generate_simple_self_signed(vec!["other.example".into()]).unwrap();
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let read = |crt: Option<&str>, key: Option<&str>| {
+            ClientCertificate::from_pem(crt.map(str::as_bytes), key.map(str::as_bytes)).err()
+        };
+        assert_eq!(read(Some(&crt), Some(&key)), None);
+        assert_eq!(read(None, None), Some(KeyPairError::MissingBoth));
+        assert_eq!(read(None, Some(&key)), Some(KeyPairError::MissingCertificate));
+        assert_eq!(read(Some(&crt), None), Some(KeyPairError::MissingKey));
+        assert_eq!(read(Some("no PEM here"), Some(&key)), Some(KeyPairError::EmptyChain));
+        assert!(matches!(
+            read(Some(&format!("{crt}{garbage}")), Some(&key)),
+            Some(KeyPairError::Unparsable { certificate: 2, .. })
+        ));
+        assert_eq!(read(Some(&crt), Some(&crt)), Some(KeyPairError::NoPrivateKey));
+        if super::super::default_provider().is_ok() {
+            let mismatch = read(Some(&other.cert.pem()), Some(&key));
+            assert!(matches!(mismatch, Some(KeyPairError::Mismatch(_))), "{mismatch:?}");
         }
     }
 }

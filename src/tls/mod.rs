@@ -34,7 +34,7 @@ use rustls::{
 
 pub use cache::TlsCache;
 pub(crate) use client_cert::SecretKeyPair;
-pub use client_cert::{ClientCertificate, ClientCertificateError};
+pub use client_cert::{ClientCertificate, ClientCertificateError, KeyPairError};
 pub use options::OptionError;
 
 use crate::{
