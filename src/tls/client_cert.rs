@@ -42,7 +42,8 @@ impl HeldKeyPair {
 impl ClientCertificate {
     /// Parses `tls.crt` (a PEM chain, leaf first) and `tls.key` (a PEM
     /// private key), and checks that the key belongs to the leaf (with the
-    /// process-default crypto provider, or the one crate feature enabled).
+    /// process-default crypto provider, else one the crate's features build
+    /// in; with neither, rustls checks when a configuration is built).
     ///
     /// # Errors
     ///
@@ -66,9 +67,9 @@ impl ClientCertificate {
             }
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| KeyPairError::NoPrivateKey)?;
-        // The key check needs a provider; with none to pick, rustls still
+        // The key check needs a provider; with none at all, rustls still
         // refuses a mismatched key when the config is built.
-        if let Ok(provider) = super::default_provider() {
+        if let Some(provider) = super::key_check_provider() {
             CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
                 .map_err(KeyPairError::Mismatch)?;
         }
@@ -338,7 +339,7 @@ mod tests {
             Some(KeyPairError::Unparsable { certificate: 2, .. })
         ));
         assert_eq!(read(Some(&crt), Some(&crt)), Some(KeyPairError::NoPrivateKey));
-        if super::super::default_provider().is_ok() {
+        if super::super::key_check_provider().is_some() {
             let mismatch = read(Some(&other.cert.pem()), Some(&key));
             assert!(matches!(mismatch, Some(KeyPairError::Mismatch(_))), "{mismatch:?}");
         }

@@ -199,6 +199,25 @@ pub(crate) fn default_provider() -> Result<Arc<CryptoProvider>, TlsError> {
         .ok_or(TlsError::NoDefaultProvider)
 }
 
+/// A provider to check a private key against its certificate with: the
+/// default one, else any the crate's features build in (for loading a key,
+/// which one does not matter, so two built in are no ambiguity).
+pub(crate) fn key_check_provider() -> Option<Arc<CryptoProvider>> {
+    if let Ok(provider) = default_provider() {
+        return Some(provider);
+    }
+    static ANY: std::sync::OnceLock<Option<Arc<CryptoProvider>>> = std::sync::OnceLock::new();
+    ANY.get_or_init(|| {
+        #[cfg(feature = "ring")]
+        return Some(Arc::new(rustls::crypto::ring::default_provider()));
+        #[cfg(all(feature = "aws-lc-rs", not(feature = "ring")))]
+        return Some(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        #[allow(unreachable_code)]
+        None
+    })
+    .clone()
+}
+
 /// The trust anchors of a validated policy whose references all resolved,
 /// or the problem that keeps it from having any.
 pub(crate) fn trust_roots(
