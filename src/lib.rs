@@ -4,9 +4,8 @@
 //! A `BackendTLSPolicy` (GEP-1897, `gateway.networking.k8s.io/v1`) tells a
 //! gateway how to reach a backend Service over TLS: which CA certificates to
 //! trust, which hostname to send as SNI and verify, which subject alternative
-//! names to accept. This crate models it faithfully and, issue by issue,
-//! grows into the whole path from those objects to a ready, fail-closed
-//! `rustls::ClientConfig`.
+//! names to accept. This crate covers the whole path from those objects to
+//! a ready, fail-closed `rustls::ClientConfig`.
 //!
 //! Data flows one way: wire types → validated types → index → resolution
 //! → status / TLS.
@@ -14,7 +13,8 @@
 //! - [`api`]: the wire types — `BackendTLSPolicy` [`v1`](api::v1) (and the
 //!   deprecated [`v1alpha3`](api::v1alpha3)), `ReferenceGrant`
 //!   [`v1`](api::v1) and [`v1beta1`](api::v1beta1) — with kube's
-//!   `CustomResource` derive, so `kube::Api<BackendTlsPolicy>` just works;
+//!   `CustomResource` derive, so `kube::Api<BackendTlsPolicy>` just works,
+//!   and the part of a Gateway read for its client certificate;
 //! - [`crd`]: their CustomResourceDefinitions, schema-equal to the upstream
 //!   Gateway API v1.6.1 standard channel, CEL rules and messages included;
 //! - [`name`] and [`policy`]: validated types. [`ValidatedPolicy`] is
