@@ -7,16 +7,17 @@ use std::{
     sync::{Arc, OnceLock, Weak},
 };
 
+use rustls::{
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    sign::CertifiedKey,
+};
+
 use crate::{
     api::v1::{Gateway, SecretObjectReference},
     grant::{Permission, Referent, Referrer},
     index::{Index, ObjectKey},
     status::Reason,
-};
-use rustls::{
-    crypto::CryptoProvider,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    sign::CertifiedKey,
 };
 
 /// A certificate chain and its private key, from a Secret or made with
