@@ -777,7 +777,14 @@ fn hand_out(
                 params.client_certificate.as_ref().map(key_pair)
             );
             let tls = cache.client_config_with_provider(&applied, &params, provider.clone());
-            configs.insert(backend.to_string(), Handed { made_of, config: tls.unwrap().config });
+            // Without a provider to check a client key with, a key that
+            // does not fit is refused only here.
+            let Ok(tls) =
+                tls.map_err(|e| assert!(crate::tls::key_check_provider().is_none(), "{e}"))
+            else {
+                continue;
+            };
+            configs.insert(backend.to_string(), Handed { made_of, config: tls.config });
         }
     }
     configs
