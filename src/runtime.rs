@@ -3,7 +3,9 @@
 //!
 //! The core stays free of I/O; this module only moves objects in and status
 //! out. If the controller already runs its own watchers or reflectors, hand
-//! their events to a [`Feeder`] instead of starting a second watch.
+//! their events to a [`Feeder`] instead of starting a second watch. Watches
+//! of one kind may be split (per namespace, per selector): each relist
+//! speaks for its own watch.
 //!
 //! ```no_run
 //! use backend_tls_policy::{api::v1::BackendTlsPolicy, runtime::SharedIndex};
@@ -22,11 +24,14 @@
 //!     let index = index.clone();
 //!     async move { index.track_ca_validity().await }
 //! });
-//! // Then resolve with `index.read()`.
+//! // Then resolve with `index.read()`, and write status once every watch
+//! // has listed:
+//! index.synced().await;
 //! # Ok(()) }
 //! ```
 
 use std::{
+    collections::HashSet,
     fmt::Debug,
     ops::Deref,
     sync::{Arc, RwLock},
@@ -56,11 +61,17 @@ use crate::{
 pub struct SharedIndex {
     index: Arc<RwLock<Index>>,
     changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// How many feeders have not finished their first list.
+    listing: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl Default for SharedIndex {
     fn default() -> Self {
-        Self { index: Arc::default(), changes: Arc::new(tokio::sync::watch::channel(0).0) }
+        Self {
+            index: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
+            listing: Arc::new(tokio::sync::watch::channel(0).0),
+        }
     }
 }
 
@@ -85,25 +96,53 @@ impl SharedIndex {
         self.changes.subscribe()
     }
 
-    /// A feeder for watcher events of kind `K`.
+    /// A feeder for watcher events of kind `K`. Until it has handled its
+    /// first `InitDone` (or is dropped), the index is not
+    /// [synced](Self::is_synced).
     pub fn feeder<K: Indexed>(&self) -> Feeder<K> {
-        Feeder { index: self.clone(), relist: None }
+        self.listing.send_modify(|n| *n += 1);
+        Feeder { index: self.clone(), relist: None, fed: HashSet::new(), listing: true }
+    }
+
+    /// Whether every feeder has finished its first list: before that, the
+    /// index lacks objects the cluster has, and conditions computed from it
+    /// would be wrong (a CA ConfigMap not yet listed reads as missing).
+    pub fn is_synced(&self) -> bool {
+        *self.listing.borrow() == 0
+    }
+
+    /// One feeder less to wait for; signalled as a change, since the index
+    /// may be synced now.
+    fn one_listed(&self) {
+        self.listing.send_modify(|n| *n -= 1);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until [`Self::is_synced`].
+    pub async fn synced(&self) {
+        let mut listing = self.listing.subscribe();
+        // The sender lives as long as `self`: this cannot fail.
+        let _ = listing.wait_for(|n| *n == 0).await;
     }
 
     /// Feeds a watcher stream of kind `K` (for example one the controller
     /// already runs) into the index until it ends. Watcher errors are
-    /// logged; the watcher's own backoff decides what follows.
-    pub async fn feed<K: Indexed>(
-        &self,
-        events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
-    ) {
+    /// logged; the watcher's own backoff decides what follows. The feeder
+    /// counts from this call, not from the first poll.
+    pub fn feed<K, S>(&self, events: S) -> impl Future<Output = ()> + use<K, S>
+    where
+        K: Indexed,
+        S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    {
         let mut feeder = self.feeder::<K>();
-        let mut events = std::pin::pin!(events);
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(event) => feeder.handle(event),
-                Err(error) => {
-                    tracing::warn!(%error, kind = std::any::type_name::<K>(), "watch failed; retrying")
+        async move {
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(event) => feeder.handle(event),
+                    Err(error) => {
+                        tracing::warn!(%error, kind = std::any::type_name::<K>(), "watch failed; retrying")
+                    }
                 }
             }
         }
@@ -146,30 +185,38 @@ impl SharedIndex {
         K: Indexed + Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
         K::DynamicType: Default,
     {
-        let index = self.clone();
-        async move { index.feed(watcher(api, watcher::Config::default()).default_backoff()).await }
+        self.feed(watcher(api, watcher::Config::default()).default_backoff())
     }
 }
 
 /// Applies watcher events of one kind to a [`SharedIndex`], with the
 /// watcher's restart semantics: after `Init`, objects are collected until
-/// `InitDone` and then replace that kind's objects at once, so objects
-/// deleted while the watch was down disappear.
+/// `InitDone` and then applied at once, and what this feeder had fed that
+/// the new list lacks is deleted (it went while the watch was down).
 ///
-/// Watch one version of a kind (v1 `BackendTLSPolicy`, not also v1alpha3):
-/// a relist of one version replaces what the other fed.
+/// A relist speaks for its own watch only: feeders of one kind for
+/// different namespaces or selectors, and objects applied to the index
+/// otherwise (say, from files), do not remove each other's objects.
 pub struct Feeder<K> {
     index: SharedIndex,
     relist: Option<Vec<K>>,
+    /// The objects this feeder put in the index and has not deleted.
+    fed: HashSet<ObjectKey>,
+    /// Whether the first list is still to come.
+    listing: bool,
 }
 
 impl<K: Indexed> Feeder<K> {
     /// Applies one event.
     pub fn handle(&mut self, event: watcher::Event<K>) {
         match event {
-            watcher::Event::Apply(object) => self.index.update(|index| index.apply(&object)),
+            watcher::Event::Apply(object) => {
+                self.fed.extend(object.key());
+                self.index.update(|index| index.apply(&object));
+            }
             watcher::Event::Delete(object) => {
                 if let Some(key) = object.key() {
+                    self.fed.remove(&key);
                     self.index.update(|index| index.delete::<K>(&key));
                 }
             }
@@ -177,8 +224,35 @@ impl<K: Indexed> Feeder<K> {
             watcher::Event::InitApply(object) => self.relist.get_or_insert_default().push(object),
             watcher::Event::InitDone => {
                 let objects = self.relist.take().unwrap_or_default();
-                self.index.update(|index| index.replace(objects));
+                let listed: HashSet<ObjectKey> = objects.iter().filter_map(K::key).collect();
+                let gone: Vec<ObjectKey> = self.fed.difference(&listed).cloned().collect();
+                self.fed = listed;
+                self.index.update(|index| {
+                    for key in &gone {
+                        index.delete::<K>(key);
+                    }
+                    for object in &objects {
+                        index.apply(object);
+                    }
+                });
+                self.listed();
             }
+        }
+    }
+
+    /// Counts this feeder's first list as done.
+    fn listed(&mut self) {
+        if std::mem::take(&mut self.listing) {
+            self.index.one_listed();
+        }
+    }
+}
+
+/// A feeder dropped before its first list no longer holds the index back.
+impl<K> Drop for Feeder<K> {
+    fn drop(&mut self) {
+        if std::mem::take(&mut self.listing) {
+            self.index.one_listed();
         }
     }
 }
@@ -286,12 +360,20 @@ pub async fn write_status(
 /// Writes the status of every policy in the index, reporting each against
 /// the ancestors `ancestors` gives for it (usually the Gateways whose routes
 /// reach the policy's targets). Returns each policy's outcome.
+///
+/// Writes nothing (and returns nothing) until the index
+/// [is synced](SharedIndex::is_synced): a starting controller would
+/// otherwise publish the conditions of a half-listed cluster, such as CA
+/// references that do not resolve yet.
 pub async fn write_all_status(
     index: &SharedIndex,
     client: &kube::Client,
     controller_name: &str,
     ancestors: impl Fn(&ObjectKey) -> Vec<ParentReference>,
 ) -> Vec<(ObjectKey, Result<StatusWrite, StatusError>)> {
+    if !index.is_synced() {
+        return Vec::new();
+    }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     // Copy what is needed under the lock; write without it.
     let work: Vec<_> = {

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::{
     Api,
     api::{DeleteParams, Patch, PatchParams, PostParams},
+    runtime::watcher::Event,
 };
 use serde_json::json;
 
@@ -82,6 +83,9 @@ async fn status_follows_the_cluster() {
     let grants: Api<ReferenceGrant> = Api::namespaced(client.clone(), &ns);
     let watches =
         [tokio::spawn(index.watch(policies.clone())), tokio::spawn(index.watch(grants.clone()))];
+    // Status is written once both watches have listed.
+    assert!(!index.is_synced());
+    tokio::time::timeout(Duration::from_secs(10), index.synced()).await.unwrap();
     let gateway = ParentReference {
         namespace: Some("infra".into()),
         name: "edge".into(),
@@ -198,4 +202,83 @@ async fn a_ca_expiring_while_running_is_refused() {
     assert_eq!(conditions.resolved_refs.reason.as_str(), "InvalidCACertificateRef");
     assert!(conditions.resolved_refs.message.contains("expired at"), "{conditions:?}");
     tracker.abort();
+}
+
+fn service(ns: &str, name: &str) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"namespace": ns, "name": name},
+        "spec": {"ports": [{"name": "https", "port": 443}]},
+    }))
+    .unwrap()
+}
+
+/// Which of `services` (namespace/name) the index holds.
+fn held(index: &SharedIndex, services: &[(&str, &str)]) -> Vec<String> {
+    let index = index.read();
+    services
+        .iter()
+        .filter(|(ns, name)| {
+            let backend =
+                BackendRef::service(Referrer::gateway_api("HTTPRoute", *ns), *ns, *name, 443);
+            !matches!(index.resolve(&backend).outcome(), Outcome::BackendNotFound)
+        })
+        .map(|(ns, name)| format!("{ns}/{name}"))
+        .collect()
+}
+
+/// Two watches of one kind (say, one per namespace) and objects applied
+/// otherwise (from files): a relist removes only what its own watch fed
+/// and no longer lists. No API server needed: the events are made here.
+#[test]
+fn a_relist_speaks_for_its_own_watch() {
+    let index = SharedIndex::default();
+    index.update(|i| i.apply(&service("files", "z")));
+    let (mut a, mut b) = (index.feeder::<Service>(), index.feeder::<Service>());
+    for (feeder, ns, name) in [(&mut a, "a", "x"), (&mut b, "b", "y")] {
+        feeder.handle(Event::Init);
+        feeder.handle(Event::InitApply(service(ns, name)));
+        feeder.handle(Event::InitDone);
+    }
+    let all = [("a", "x"), ("a", "w"), ("b", "y"), ("files", "z")];
+    assert_eq!(held(&index, &all), ["a/x", "b/y", "files/z"]);
+    // `a` sees a/w appear, then restarts; a/w went while it was down.
+    a.handle(Event::Apply(service("a", "w")));
+    assert_eq!(held(&index, &all), ["a/x", "a/w", "b/y", "files/z"]);
+    a.handle(Event::Init);
+    a.handle(Event::InitApply(service("a", "x")));
+    a.handle(Event::InitDone);
+    assert_eq!(held(&index, &all), ["a/x", "b/y", "files/z"]);
+    // An empty relist of `b` removes b/y only.
+    b.handle(Event::Init);
+    b.handle(Event::InitDone);
+    assert_eq!(held(&index, &all), ["a/x", "files/z"]);
+}
+
+/// Status is not written from a half-listed index: not before every feeder
+/// has had its first list (or is gone). Uses an address nothing listens
+/// on, so a write that is tried fails; one that is not tried gives nothing.
+#[tokio::test]
+async fn status_waits_for_every_first_list() {
+    let index = SharedIndex::default();
+    index.update(|i| i.apply(&policy("shop", "p", "abc.example.com")));
+    let nowhere = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let client = kube::Client::try_from(nowhere).unwrap();
+    let write =
+        || write_all_status(&index, &client, CONTROLLER, |_| vec![ParentReference::default()]);
+    assert!(index.is_synced(), "no feeder, nothing to wait for");
+    let (mut first, second) = (index.feeder::<ConfigMap>(), index.feeder::<Service>());
+    assert!(!index.is_synced());
+    assert!(write().await.is_empty(), "written before the lists");
+    first.handle(Event::Init);
+    first.handle(Event::InitDone);
+    assert!(!index.is_synced(), "one list to go");
+    assert!(write().await.is_empty());
+    let changes = index.changes();
+    drop(second);
+    assert!(index.is_synced());
+    assert!(changes.has_changed().unwrap(), "being synced is signalled");
+    tokio::time::timeout(Duration::from_secs(1), index.synced()).await.unwrap();
+    let written = write().await;
+    assert_eq!(written.len(), 1, "tried once synced");
+    assert!(matches!(written[0].1, Err(StatusError::Api { .. })), "{:?}", written[0].1);
 }
