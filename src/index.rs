@@ -482,8 +482,10 @@ impl Index {
     }
 
     /// Makes `objects` the complete set of kind `K`: objects of that kind not
-    /// among them are deleted (a watcher's relist, after which objects
-    /// deleted while it was disconnected must disappear).
+    /// among them are deleted (the relist of a watcher that sees the whole
+    /// kind, after which objects deleted while it was disconnected must
+    /// disappear). For a watch of part of a kind, `runtime::Feeder` removes
+    /// only what its own watch fed.
     pub fn replace<K: Indexed>(&mut self, objects: impl IntoIterator<Item = K>) {
         self.replace_at(objects, UnixTime::now());
     }
