@@ -403,14 +403,15 @@ fn namespace() -> impl Strategy<Value = &'static str> {
 }
 
 /// The namespace, name and ports of a backend: https/443, and maybe
-/// alt/8443, TCP or UDP.
+/// alt/8443, TCP or UDP, or 8443 as both.
 fn backend() -> impl Strategy<Value = (ObjectKey, Vec<BackendPort>)> {
-    (namespace(), prop::sample::select(&["s1", "s2"][..]), 0..4u8).prop_map(|(ns, name, ports)| {
+    (namespace(), prop::sample::select(&["s1", "s2"][..]), 0..5u8).prop_map(|(ns, name, ports)| {
         let port = |name: &str, port, udp| BackendPort { name: Some(name.into()), port, udp };
         let ports = match ports {
             0 => vec![port("https", 443, false)],
             1 => vec![port("https", 443, false), port("alt", 8443, false)],
             2 => vec![port("https", 443, false), port("alt", 8443, true)],
+            3 => vec![port("alt", 8443, true), port("https", 8443, false)],
             _ => vec![port("alt", 8443, false)],
         };
         (ObjectKey::new(ns, name), ports)

@@ -331,7 +331,10 @@ impl Index {
         let Some(ports) = &target.ports else {
             return resolution(Outcome::BackendNotFound, Vec::new());
         };
-        let Some(port) = ports.iter().find(|p| p.port == backend.port) else {
+        // A number may be a UDP port and a TCP port at once (DNS on 53);
+        // routes carry TCP, so the TCP port is the one meant.
+        let numbered = || ports.iter().filter(|p| p.port == backend.port);
+        let Some(port) = numbered().find(|p| !p.udp).or_else(|| numbered().next()) else {
             return resolution(Outcome::PortNotFound, Vec::new());
         };
 

@@ -728,6 +728,20 @@ fn udp_ports() {
     assert!(cache.is_empty());
 }
 
+/// One number for a UDP and a TCP port (kube-dns lists UDP 53 first): a
+/// route reaches the TCP one, and its policies apply; never plaintext.
+#[test]
+fn a_port_number_shared_by_udp_and_tcp_means_tcp() {
+    let mut index = mk_index();
+    let mut service = mk_service(NS, "dns", &[("dns", 53), ("dns-tcp", 53)]);
+    service.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].protocol = Some("UDP".into());
+    index.apply(&service);
+    index.apply(&mk_policy("whole", 0, "dns", None, "abc.example.com"));
+    assert_eq!(applied(&index, "dns", 53).as_deref(), Some("whole"));
+    index.apply(&mk_policy("tcp", 0, "dns", Some("dns-tcp"), "abc.example.com"));
+    assert_eq!(applied(&index, "dns", 53).as_deref(), Some("tcp"));
+}
+
 #[test]
 fn invalid_policy_still_attaches_and_fails_closed() {
     let mut index = mk_index();
