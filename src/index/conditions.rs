@@ -2,7 +2,10 @@
 //! conditions of one policy.
 
 use super::{BackendPort, Index, ObjectKey, PolicyEntry, PolicyProblem, TrustAnchors};
-use crate::status::{ConditionState, PolicyConditions, Reason, TargetProblem};
+use crate::{
+    policy::{CaCertificateRef, GroupKind},
+    status::{ConditionState, PolicyConditions, Reason, TargetProblem},
+};
 
 impl Index {
     /// The conditions of a policy, or `None` if the index does not hold it.
@@ -14,7 +17,7 @@ impl Index {
     /// `NoValidCACertificate` (no CA reference resolves); otherwise `True`.
     /// `ResolvedRefs` is `False` with `InvalidKind` or
     /// `InvalidCACertificateRef` (the first bad reference's reason) when any
-    /// CA reference does not resolve. Messages name every offending target,
+    /// CA reference does not resolve, whether or not the spec validates. Messages name every offending target,
     /// reference or field and say why.
     pub fn policy_conditions(&self, key: &ObjectKey) -> Option<PolicyConditions> {
         let entry = self.policies.get(&key.namespace, &key.name)?;
@@ -47,7 +50,23 @@ impl Index {
                 }
                 TrustAnchors::WellKnown(_) => (Vec::new(), false),
             },
-            Err(_) => (Vec::new(), false),
+            // A spec this crate refuses (the API server took it) still has
+            // its references checked, as they are written.
+            Err(_) => {
+                let refs: Vec<CaCertificateRef> = entry
+                    .policy
+                    .spec
+                    .validation
+                    .ca_certificate_refs
+                    .iter()
+                    .flatten()
+                    .map(|r| CaCertificateRef {
+                        group_kind: GroupKind::new(&r.group, &r.kind),
+                        name: r.name.clone(),
+                    })
+                    .collect();
+                (self.check_ca_refs(&key.namespace, &refs).0, false)
+            }
         };
 
         let accepted = if !invalid.is_empty() {

@@ -656,6 +656,33 @@ fn route_reasons() {
     assert_eq!(Reason::BackendNotFound.as_str(), "BackendNotFound");
 }
 
+/// A spec this crate refuses though the API server took it (here an
+/// unprefixed `options` key) is `Invalid`; its CA references are still
+/// checked as written, so `ResolvedRefs` does not claim they resolve.
+#[test]
+fn an_invalid_policy_still_reports_its_references() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let mut policy = mk_policy("p", 0, "svc", None, "abc.example.com");
+    policy.spec.validation.ca_certificate_refs = Some(vec![
+        cm_ref("ca"),
+        cm_ref("missing"),
+        LocalObjectReference { group: "x".into(), kind: "Foo".into(), name: "ca".into() },
+    ]);
+    policy.spec.options = Some([("minVersion".into(), "1.3".into())].into());
+    index.apply(&policy);
+    assert_eq!(accepted(&index, "p"), (false, Reason::Invalid));
+    assert_eq!(resolved_refs(&index, "p"), (false, Reason::InvalidCACertificateRef));
+    let message = index.policy_conditions(&ObjectKey::new(NS, "p")).unwrap().resolved_refs.message;
+    assert!(
+        message.contains("ConfigMap missing: not found") && message.contains("x/Foo"),
+        "{message}"
+    );
+    policy.spec.validation.ca_certificate_refs = Some(vec![cm_ref("ca")]);
+    index.apply(&policy);
+    assert_eq!(resolved_refs(&index, "p"), (true, Reason::ResolvedRefs));
+}
+
 #[test]
 fn unsupported_target_kind_is_invalid() {
     let mut index = mk_index();
