@@ -135,7 +135,7 @@ impl Index {
                 let target = &entry.policy.spec.target_refs[index];
                 TargetProblem::UnsupportedKind {
                     index,
-                    group_kind: crate::policy::GroupKind::new(&target.group, &target.kind),
+                    group_kind: GroupKind::new(&target.group, &target.kind),
                 }
             })
             .collect();
