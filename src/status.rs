@@ -15,6 +15,9 @@ use crate::{
 /// rejects the whole write past it).
 pub const MAX_ANCESTORS: usize = 16;
 
+/// The most conditions one ancestor entry holds (the CRD's `maxItems`).
+pub const MAX_CONDITIONS: usize = 8;
+
 /// A condition type of a policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -327,7 +330,9 @@ pub struct Merged {
 /// controller reports the policy for, with their conditions. Entries of
 /// other controllers stay as they are, where they are. Our entries for
 /// ancestors not in `ours` are removed. A condition whose status did not
-/// change keeps its `lastTransitionTime`. An entry of ours whose stored
+/// change keeps its `lastTransitionTime`; condition types we do not offer
+/// stay in our entries (conditions are a map by type), up to
+/// [`MAX_CONDITIONS`]. An entry of ours whose stored
 /// `observedGeneration` is newer than the one offered is kept (we are looking
 /// at an old version of the policy). At most [`MAX_ANCESTORS`] entries are
 /// written; the ancestors that did not fit come back in [`Merged::dropped`].
@@ -398,17 +403,26 @@ fn is_newer(stored: &PolicyAncestorStatus, offered: &[Condition]) -> bool {
     matches!((generation(&stored.conditions), generation(offered)), (Some(s), Some(o)) if s > o)
 }
 
+/// The offered conditions (keeping `lastTransitionTime` where the status
+/// holds), then stored ones of other types (the list is a map by type:
+/// what another part of the controller set stays), up to the schema's 8.
 fn merge_conditions(previous: Option<&[Condition]>, offered: Vec<Condition>) -> Vec<Condition> {
-    offered
+    let previous = previous.unwrap_or_default();
+    let mut merged: Vec<Condition> = offered
         .into_iter()
         .map(|mut condition| {
-            let same = previous.into_iter().flatten().find(|p| p.type_ == condition.type_);
+            let same = previous.iter().find(|p| p.type_ == condition.type_);
             if let Some(previous) = same.filter(|p| p.status == condition.status) {
                 condition.last_transition_time = previous.last_transition_time.clone();
             }
             condition
         })
-        .collect()
+        .collect();
+    let others: Vec<Condition> =
+        previous.iter().filter(|p| !merged.iter().any(|c| c.type_ == p.type_)).cloned().collect();
+    merged.extend(others);
+    merged.truncate(MAX_CONDITIONS);
+    merged
 }
 
 #[cfg(test)]
@@ -482,6 +496,39 @@ mod tests {
         );
         let resolved = &third.status.ancestors[0].conditions[1];
         assert_eq!(resolved.last_transition_time, at(0), "ResolvedRefs did not change");
+    }
+
+    /// Conditions are a map by type: a type we do not offer (another part
+    /// of the controller set it) stays, and the entry never passes 8.
+    #[test]
+    fn keeps_condition_types_it_does_not_offer() {
+        let mut stored = entry(US, "a");
+        let programmed = |status: &str| Condition {
+            type_: "example.com/Programmed".into(),
+            status: status.into(),
+            reason: "Programmed".into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: at(5),
+        };
+        stored.conditions.push(programmed("True"));
+        let existing = PolicyStatus { ancestors: vec![stored] };
+        let merged = merge(Some(&existing), US, [(gateway("a"), conditions(true, 1, 9))]);
+        assert!(!merged.changed, "{:?}", merged.status);
+        assert_eq!(merged.status.ancestors[0].conditions[2], programmed("True"));
+
+        let mut many = existing.clone();
+        many.ancestors[0].conditions.extend(
+            (0..8).map(|i| Condition {
+                type_: format!("example.com/Other{i}"),
+                ..programmed("True")
+            }),
+        );
+        let merged = merge(Some(&many), US, [(gateway("a"), conditions(false, 2, 9))]);
+        let types: Vec<_> =
+            merged.status.ancestors[0].conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types.len(), MAX_CONDITIONS);
+        assert_eq!(types[..3], ["Accepted", "ResolvedRefs", "example.com/Programmed"]);
     }
 
     #[test]
