@@ -517,7 +517,7 @@ mod tests {
         assert!(!merged.changed, "{:?}", merged.status);
         assert_eq!(merged.status.ancestors[0].conditions[2], programmed("True"));
 
-        let mut many = existing.clone();
+        let mut many = existing;
         many.ancestors[0].conditions.extend(
             (0..8).map(|i| Condition {
                 type_: format!("example.com/Other{i}"),
