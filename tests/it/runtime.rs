@@ -11,7 +11,10 @@ use backend_tls_policy::{
     index::{BackendRef, ObjectKey, Outcome},
     runtime::{SharedIndex, StatusError, StatusWrite, write_all_status, write_status},
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::{
+    api::core::v1::{ConfigMap, Service},
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+};
 use kube::{
     Api,
     api::{DeleteParams, Patch, PatchParams, PostParams},
@@ -125,8 +128,16 @@ async fn status_follows_the_cluster() {
     let patch = json!({"spec": {"validation": {"hostname": "foo.example.com"}}});
     policies.patch("conflicted-1", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     // A write from the stale copy is refused, typed.
+    let differs = Condition {
+        type_: "Accepted".into(),
+        status: "False".into(),
+        reason: "Invalid".into(),
+        message: "from a stale copy".into(),
+        observed_generation: Some(1),
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+    };
     let outcome =
-        write_status(&policies, &stale, CONTROLLER, [(gateway.clone(), Vec::new())]).await;
+        write_status(&policies, &stale, CONTROLLER, [(gateway.clone(), vec![differs])]).await;
     assert!(matches!(outcome, Err(StatusError::Conflict(_))), "{outcome:?}");
     let key = ObjectKey::new(&ns, "conflicted-1");
     until(&index, "generation 2", |i| i.policy(&key).unwrap().metadata.generation == Some(2)).await;
