@@ -232,8 +232,9 @@ string_newtype!(
     /// may start with a `*.` wildcard label.
     ///
     /// Like [`Hostname`], stricter than the API server for labels longer than
-    /// 63 characters. IP literals are allowed: a certificate's DNS SAN could
-    /// carry the same text.
+    /// 63 characters and for a last label that is a number (`10.0.0.1`):
+    /// such a name could never match, since a DNS name cannot end in a
+    /// number, and Gateway API says IPs are not allowed.
     ///
     /// # Examples
     ///
@@ -253,7 +254,11 @@ string_newtype!(
                 expected: "a lowercase RFC 1123 subdomain, optionally starting with '*.'",
             },
             other => other,
-        })
+        })?;
+        if ends_in_a_number(s) {
+            return Err(NameError::IpAddress);
+        }
+        Ok(())
     }
 );
 
@@ -437,7 +442,9 @@ mod tests {
         for (input, valid) in [
             ("*.example.com", true),
             ("example.com", true),
-            ("10.0.0.1", true),
+            ("10.0.0.1", false),
+            ("*.example.123", false),
+            ("a.0x1f", false),
             ("*", false),
             ("*.", false),
             ("a.*.example.com", false),

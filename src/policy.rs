@@ -8,9 +8,9 @@
 //! accepted here and one it rejects is rejected here, with these documented
 //! exceptions where this crate is stricter:
 //!
-//! - `spec.validation.hostname` whose last label is a number
-//!   (`10.0.0.1`, `a.123`): it reads as an IP address, and IPs are not
-//!   allowed (see [`Hostname`]);
+//! - `spec.validation.hostname`, or a SAN hostname, whose last label is a
+//!   number (`10.0.0.1`, `a.123`): it reads as an IP address, IPs are not
+//!   allowed (see [`Hostname`]), and as a SAN it could never match;
 //! - a hostname label (in `hostname` or a SAN hostname) longer than 63
 //!   characters: not a DNS name;
 //! - an `options` key that is not domain-prefixed (`example.com/name`):

@@ -537,6 +537,17 @@ fn the_tls_cache_sweeps_what_nothing_holds_as_it_grows() {
         assert!(held <= 2 + 64, "{held} configurations after {i} versions");
     }
     assert_eq!(cache.len(), 1);
+
+    // A caller making a provider per call misses every time; what it
+    // built goes once its provider is dropped.
+    let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
+    for i in 0..300 {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        cache.client_config_with_provider(applied, &Default::default(), provider).unwrap();
+        let held = cache.unswept_len();
+        assert!(held <= 2 * 2 + 64, "{held} configurations after {i} providers");
+    }
 }
 
 /// Policies naming the same CA object share its trust anchors; one naming

@@ -24,8 +24,8 @@ use crate::{index::AppliedPolicy, index::Map, policy::ValidatedPolicy};
 /// lookup under a mutex that allocates nothing, and a clone of the
 /// [`BackendTls`] (an `Arc` and the hostname); a miss builds outside it.
 ///
-/// What was built from a policy version or client certificate that
-/// nothing holds any more (the index let go of it, and no caller keeps an
+/// What was built from a policy version, client certificate or provider
+/// that nothing holds any more (the index let go of it, and no caller keeps an
 /// [`AppliedPolicy`] or [`ClientCertificate`](super::ClientCertificate)) is
 /// dropped once the cache has grown to twice what it held after the last
 /// sweep; configurations built with a policy's former trust anchors are
@@ -71,7 +71,9 @@ struct ConfigKey {
 /// the key) cannot be reused by other values.
 struct Cached {
     client_certificate: Option<HeldKeyPair>,
-    _provider: Arc<CryptoProvider>,
+    /// Weak, so that a provider the caller dropped lets the entry go,
+    /// while its address is not reused.
+    provider: Weak<CryptoProvider>,
     options_domain: Option<String>,
     alpn: Vec<Vec<u8>>,
     tls: BackendTls,
@@ -83,7 +85,8 @@ impl Cached {
     }
 
     fn is_held(&self) -> bool {
-        self.client_certificate.as_ref().is_none_or(HeldKeyPair::is_held)
+        self.provider.strong_count() > 0
+            && self.client_certificate.as_ref().is_none_or(HeldKeyPair::is_held)
     }
 }
 
@@ -172,7 +175,7 @@ impl TlsCache {
         }
         let cached = Cached {
             client_certificate: params.client_certificate.as_ref().map(|c| c.held()),
-            _provider: provider,
+            provider: Arc::downgrade(&provider),
             options_domain: params.options_domain.clone(),
             alpn: params.alpn.clone(),
             tls: tls.clone(),

@@ -17,7 +17,7 @@
 //! only narrow what the crypto provider offers; they never add anything.
 
 use rustls::{
-    NamedGroup, SupportedProtocolVersion,
+    SupportedProtocolVersion,
     crypto::{CryptoProvider, SupportedKxGroup},
     version::{TLS12, TLS13},
 };
@@ -78,11 +78,18 @@ pub(crate) fn settings(
                     .map_err(bad)
             }
             "key-exchange-groups" => {
-                select(value, &provider.kx_groups, |g: &&dyn SupportedKxGroup| group_name(g.name()))
-                    .map(|groups| provider.kx_groups = groups)
-                    .map_err(bad)
+                select(value, &provider.kx_groups, |g: &&dyn SupportedKxGroup| {
+                    g.name().as_str().unwrap_or_default()
+                })
+                .map(|groups| provider.kx_groups = groups)
+                .map_err(bad)
             }
             "alpn-protocols" => list(value)
+                .and_then(|protocols| match protocols.iter().find(|p| p.len() > 255) {
+                    // The protocol's length is one byte on the wire.
+                    Some(long) => Err(format!("{long:?} is longer than 255 bytes")),
+                    None => Ok(protocols),
+                })
                 .map(|protocols| {
                     alpn = Some(protocols.into_iter().map(|p| p.as_bytes().to_vec()).collect())
                 })
@@ -104,12 +111,23 @@ pub(crate) fn settings(
         .filter(|(v, _)| (min..=max).contains(v))
         .map(|(_, version)| version)
         .collect();
-    // A version is only usable with a cipher suite for it.
-    let usable = versions.iter().any(|v| provider.cipher_suites.iter().any(|s| s.version() == *v));
+    // Suites of versions left out go too (rustls would otherwise want key
+    // exchange groups for them); a version needs a suite left.
+    provider.cipher_suites.retain(|s| versions.iter().any(|v| v.version == s.version().version));
+    let usable = !provider.cipher_suites.is_empty();
     if errors.is_empty() && !usable {
         errors.push(OptionError::BadValue {
             key: key_name(domain, "cipher-suites"),
             reason: "no cipher suite left for the allowed TLS versions".into(),
+        });
+    }
+    // Nor without a key-exchange group for it (some are TLS 1.3 only).
+    let usable =
+        versions.iter().any(|v| provider.kx_groups.iter().any(|g| g.usable_for_version(v.version)));
+    if errors.is_empty() && !usable {
+        errors.push(OptionError::BadValue {
+            key: key_name(domain, "key-exchange-groups"),
+            reason: "no key-exchange group left for the allowed TLS versions".into(),
         });
     }
     if errors.is_empty() { Ok(Settings { versions, provider, alpn }) } else { Err(errors) }
@@ -166,17 +184,4 @@ fn select<T: Clone>(
                 })
         })
         .collect()
-}
-
-fn group_name(group: NamedGroup) -> &'static str {
-    match group {
-        NamedGroup::X25519 => "X25519",
-        NamedGroup::secp256r1 => "secp256r1",
-        NamedGroup::secp384r1 => "secp384r1",
-        NamedGroup::secp521r1 => "secp521r1",
-        NamedGroup::X448 => "X448",
-        NamedGroup::X25519MLKEM768 => "X25519MLKEM768",
-        NamedGroup::MLKEM768 => "MLKEM768",
-        _ => "unknown",
-    }
 }

@@ -721,6 +721,51 @@ fn options_narrow_the_configuration() {
     let error = tls::client_config_with_provider(&applied, &params, provider()).unwrap_err();
     let TlsError::Options { errors, .. } = &error else { panic!("{error}") };
     assert_eq!(errors.len(), 3, "{error}");
+
+    // An ALPN protocol's length is one byte on the wire.
+    let long = "a".repeat(256);
+    let applied = policy_with(json!({"example.com/alpn-protocols": format!("h2,{long}")}));
+    let error = tls::client_config_with_provider(&applied, &params, provider()).unwrap_err();
+    assert!(error.to_string().contains("longer than 255 bytes"), "{error}");
+
+    // Groups are named as IANA names them, whatever the provider offers;
+    // and one usable only with TLS 1.3 leaves nothing for 1.2 alone.
+    let groups = |groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup>| {
+        Arc::new(CryptoProvider { kx_groups: groups, ..(*provider()).clone() })
+    };
+    let ffdhe = groups(vec![&StubGroup { name: rustls::NamedGroup::FFDHE2048, tls12: true }]);
+    let applied = policy_with(json!({
+        "example.com/key-exchange-groups": "FFDHE2048",
+        "example.com/min-tls-version": "1.3",
+    }));
+    let tls = tls::client_config_with_provider(&applied, &params, ffdhe).unwrap();
+    assert_eq!(tls.config.crypto_provider().kx_groups[0].name(), rustls::NamedGroup::FFDHE2048);
+    let tls13_only = groups(vec![&StubGroup { name: rustls::NamedGroup::X25519, tls12: false }]);
+    let applied = policy_with(json!({"example.com/max-tls-version": "1.2"}));
+    let error = tls::client_config_with_provider(&applied, &params, tls13_only).unwrap_err();
+    assert!(error.to_string().contains("no key-exchange group left"), "{error}");
+}
+
+/// A key-exchange group as a provider may offer it: its name and versions
+/// are what the options see (nothing here exchanges keys with it).
+#[derive(Debug)]
+struct StubGroup {
+    name: rustls::NamedGroup,
+    tls12: bool,
+}
+
+impl rustls::crypto::SupportedKxGroup for StubGroup {
+    fn start(&self) -> Result<Box<dyn rustls::crypto::ActiveKeyExchange>, rustls::Error> {
+        rustls::crypto::ring::kx_group::X25519.start()
+    }
+
+    fn name(&self) -> rustls::NamedGroup {
+        self.name
+    }
+
+    fn usable_for_version(&self, version: rustls::ProtocolVersion) -> bool {
+        self.tls12 || version == rustls::ProtocolVersion::TLSv1_3
+    }
 }
 
 /// `openssl s_server` from the machine, serving the fixture certificate of
