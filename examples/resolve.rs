@@ -32,7 +32,7 @@ use backend_tls_policy::{
 };
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 #[path = "common/manifests.rs"]
 mod manifests;
@@ -63,14 +63,20 @@ fn parse_args() -> Result<Args, String> {
             "--manifests" => args.manifests.push(value()?.into()),
             "--service" => args.service = Some(object_key(&value()?)?),
             "--port" => {
-                args.port = Some(value()?.parse().map_err(|_| "--port takes a number".to_owned())?)
+                let port = value()?.parse::<u16>().ok().filter(|p| *p > 0);
+                let port = port.ok_or("--port takes a port number (1 to 65535)")?;
+                args.port = Some(port.into());
             }
             "--from" => {
                 let v = value()?;
-                let parts: Vec<_> = v.splitn(3, '/').collect();
+                let parts: Vec<_> = v.split('/').collect();
+                // The group may be empty (the core group); kind and namespace not.
                 let [group, kind, namespace] = parts[..] else {
                     return Err(format!("--from {v:?}: expected GROUP/KIND/NAMESPACE"));
                 };
+                if kind.is_empty() || namespace.is_empty() {
+                    return Err(format!("--from {v:?}: expected GROUP/KIND/NAMESPACE"));
+                }
                 args.from = Some(Referrer {
                     group: group.into(),
                     kind: kind.into(),
@@ -183,6 +189,19 @@ async fn run(
     backend: &BackendRef,
     args: &Args,
 ) -> Result<Report, String> {
+    let gateway = match &args.gateway {
+        None => None,
+        Some(key) => Some(
+            gateways
+                .iter()
+                .rfind(|g| {
+                    g.metadata.namespace.as_deref() == Some(&key.namespace)
+                        && g.metadata.name.as_deref() == Some(&key.name)
+                })
+                .map(|gateway| (key, gateway))
+                .ok_or(format!("Gateway {key} is not in the manifests"))?,
+        ),
+    };
     let resolution = index.resolve(backend);
     let mut text = vec![resolution.explain(backend).to_string()];
     let mut conditions = serde_json::Map::new();
@@ -218,14 +237,7 @@ async fn run(
 
     let mut params =
         TlsParams { options_domain: args.options_domain.clone(), ..Default::default() };
-    if let Some(key) = &args.gateway {
-        let gateway = gateways
-            .iter()
-            .find(|g| {
-                g.metadata.namespace.as_deref() == Some(&key.namespace)
-                    && g.metadata.name.as_deref() == Some(&key.name)
-            })
-            .ok_or(format!("Gateway {key} is not in the manifests"))?;
+    if let Some((key, gateway)) = gateway {
         match index.client_certificate(gateway) {
             Ok(certificate) => params.client_certificate = certificate,
             Err(error) => {
@@ -270,9 +282,8 @@ async fn run(
 
     let Some(address) = &args.connect else { return report(json, text, 0) };
     match connect(address, &tls, &sni).await {
-        Ok(status) => {
+        Ok((status, code)) => {
             text.push(format!("handshake: ok; {status}"));
-            let code = status.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
             json["handshake"] = json!({"ok": true, "status": code});
             report(json, text, 0)
         }
@@ -285,8 +296,8 @@ async fn run(
 }
 
 /// Dials `address`, completes the handshake, sends `GET /` and returns the
-/// status line.
-async fn connect(address: &str, tls: &BackendTls, host: &str) -> Result<String, String> {
+/// status line and its code.
+async fn connect(address: &str, tls: &BackendTls, host: &str) -> Result<(String, u16), String> {
     let work = async {
         let tcp = tokio::net::TcpStream::connect(address)
             .await
@@ -296,14 +307,23 @@ async fn connect(address: &str, tls: &BackendTls, host: &str) -> Result<String, 
             connector.connect(tls.server_name.clone(), tcp).await.map_err(|e| e.to_string())?;
         let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
-        let mut response = Vec::new();
-        let _ = stream.read_to_end(&mut response).await;
-        let text = String::from_utf8_lossy(&response);
-        text.lines()
-            .next()
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .ok_or("no HTTP response".to_owned())
+        stream.flush().await.map_err(|e| e.to_string())?;
+        // The status line is all that is read; a server rejecting the
+        // client certificate after a TLS 1.3 handshake says so here.
+        let mut line = String::new();
+        match BufReader::new(stream).read_line(&mut line).await {
+            Ok(0) => return Err("no HTTP response".to_owned()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading the response: {e}")),
+        }
+        let line = line.trim_end().to_owned();
+        let code = match line.split(' ').collect::<Vec<_>>()[..] {
+            [version, code, ..] if version.starts_with("HTTP/1.") && code.len() == 3 => {
+                code.parse::<u16>().ok()
+            }
+            _ => None,
+        };
+        code.map(|code| (line.clone(), code)).ok_or(format!("not an HTTP/1 status line: {line:?}"))
     };
     tokio::time::timeout(Duration::from_secs(10), work).await.map_err(|_| "timed out".to_owned())?
 }

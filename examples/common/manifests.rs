@@ -51,6 +51,12 @@ pub(crate) fn load(
 ) -> Result<Vec<v1::Gateway>, String> {
     let mut gateways = Vec::new();
     for mut document in documents {
+        let what = document["kind"].as_str().unwrap_or("a document").to_owned();
+        if !document.is_object()
+            || !(document["metadata"].is_object() || document["metadata"].is_null())
+        {
+            return Err(format!("{what} is not a Kubernetes object (a mapping with metadata)"));
+        }
         if document["metadata"]["namespace"].is_null() {
             document["metadata"]["namespace"] = "default".into();
         }
