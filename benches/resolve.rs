@@ -193,5 +193,31 @@ fn rebuild(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, resolve, churn, rebuild);
+/// A relist of 10,000 policies that all name one CA ConfigMap (one
+/// company CA): each re-applied policy leaves and rejoins the ConfigMap's
+/// dependents.
+fn relist_sharing_a_ca(c: &mut Criterion) {
+    let cluster = cluster(10_000);
+    let policies: Vec<v1::BackendTlsPolicy> = cluster
+        .policies
+        .iter()
+        .map(|policy| {
+            let mut policy = policy.clone();
+            policy.metadata.namespace = Some(namespace(0));
+            let refs = policy.spec.validation.ca_certificate_refs.as_mut().unwrap();
+            refs[0].name = "shared-ca".into();
+            policy
+        })
+        .collect();
+    let mut index = index_of(&cluster);
+    index.replace(policies.clone());
+    let mut group = c.benchmark_group("relist");
+    group.sample_size(10);
+    group.bench_function("10000_policies_sharing_a_ca", |b| {
+        b.iter(|| index.replace(black_box(policies.clone())))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, resolve, churn, rebuild, relist_sharing_a_ca);
 criterion_main!(benches);

@@ -27,7 +27,8 @@ use backend_tls_policy::{
     runtime::{SharedIndex, StatusWrite, write_all_status},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kube::{Api, Client, api::ListParams};
+use kube::{Api, Client, Resource, api::ListParams};
+use serde::de::DeserializeOwned;
 use tracing::{error, info, warn};
 
 #[path = "common/manifests.rs"]
@@ -97,21 +98,17 @@ async fn main() -> ExitCode {
             async move { index.track_ca_validity().await }
         }),
     ];
-    let core_api = Api::<Service>::all(client.clone()).list(&ListParams::default().limit(1)).await;
-    match core_api {
-        Ok(_) => {
-            info!("watching Services, ConfigMaps and Secrets");
-            tasks.push(tokio::spawn(index.watch(Api::<Service>::all(client.clone()))));
-            tasks.push(tokio::spawn(index.watch(Api::<ConfigMap>::all(client.clone()))));
-            tasks.push(tokio::spawn(index.watch(Api::<Secret>::all(client.clone()))));
-        }
-        // The CRD-only test server answers 404 without a Status body.
-        Err(kube::Error::Api(status)) if matches!(status.code, 0 | 404) => {
-            warn!(
-                "this API server has no core API (no Services, ConfigMaps or Secrets); taking them from --manifests"
-            );
-        }
-        Err(e) => warn!(error = %e, "cannot list Services; taking core objects from --manifests"),
+    // Each core kind is watched only if it can be listed: status waits for
+    // every watch's first list, and one that can never list would hold it
+    // back for good.
+    if listable::<Service>(&client).await {
+        tasks.push(tokio::spawn(index.watch(Api::<Service>::all(client.clone()))));
+    }
+    if listable::<ConfigMap>(&client).await {
+        tasks.push(tokio::spawn(index.watch(Api::<ConfigMap>::all(client.clone()))));
+    }
+    if listable::<Secret>(&client).await {
+        tasks.push(tokio::spawn(index.watch(Api::<Secret>::all(client.clone()))));
     }
     if !args.manifests.is_empty() {
         let loaded = manifests::read(&args.manifests).map(|documents| {
@@ -132,8 +129,13 @@ async fn main() -> ExitCode {
         ..Default::default()
     };
     let mut changes = index.changes();
+    // Made once: a signal between two waits is not lost.
+    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
     info!(gateway = %args.gateway, controller = %args.controller_name, "keeping BackendTLSPolicy status current");
     loop {
+        if !index.is_synced() {
+            info!("waiting for every watch's first list before writing status");
+        }
         for (policy, result) in
             write_all_status(&index, &client, &args.controller_name, |_| vec![ancestor.clone()])
                 .await
@@ -149,7 +151,7 @@ async fn main() -> ExitCode {
             }
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
             _ = changes.changed() => {
                 // Let a burst of events settle before writing.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -162,4 +164,28 @@ async fn main() -> ExitCode {
     info!("shutting down");
     tasks.iter().for_each(tokio::task::JoinHandle::abort);
     ExitCode::SUCCESS
+}
+
+/// Whether `K` can be listed here: the CRD-only test server has no core
+/// API, and RBAC may forbid a kind. If not, it comes from `--manifests`.
+async fn listable<K>(client: &Client) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let kind = K::kind(&()).into_owned();
+    match Api::<K>::all(client.clone()).list(&ListParams::default().limit(1)).await {
+        Ok(_) => {
+            info!(%kind, "watching");
+            true
+        }
+        // The CRD-only test server answers 404 without a Status body.
+        Err(kube::Error::Api(status)) if matches!(status.code, 0 | 404) => {
+            warn!(%kind, "not served by this API server; taking them from --manifests");
+            false
+        }
+        Err(e) => {
+            warn!(%kind, error = %e, "cannot list; taking them from --manifests");
+            false
+        }
+    }
 }

@@ -165,6 +165,8 @@ impl BackendPort {
 /// precomputed collisions).
 pub(crate) type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
+type Set<T> = std::collections::HashSet<T, foldhash::quality::RandomState>;
+
 /// Maps of maps so that lookups borrow `&str` keys instead of building an
 /// owned key.
 #[derive(Clone, Debug)]
@@ -434,7 +436,7 @@ pub struct Index {
     config_maps: Namespaced<CaData>,
     secrets: Namespaced<SecretData>,
     /// The policies naming each CA object name, whatever its kind.
-    ca_dependents: Namespaced<Vec<Arc<ObjectKey>>>,
+    ca_dependents: Namespaced<Set<Arc<ObjectKey>>>,
     /// The CA bundles of `config_maps` and `secrets`, and their
     /// certificates, by content.
     ca_bundles: BundlePool,
@@ -576,6 +578,9 @@ impl Index {
             *bundle = ca_bundles.read(&bundle.pem.clone(), now);
             changed.push(ObjectKey::new(namespace, name));
         }
+        // (A ConfigMap and a Secret may share a name.)
+        changed.sort();
+        changed.dedup();
         for key in &changed {
             self.refresh_dependents(key);
         }
@@ -689,7 +694,7 @@ impl Index {
             _ => ValidatedPolicy::try_from(&policy.spec).map(Arc::new),
         };
         for name in ca_ref_names(&validated) {
-            self.ca_dependents.entry(&key.namespace, name).push(rank.key.clone());
+            self.ca_dependents.entry(&key.namespace, name).insert(rank.key.clone());
         }
         let mut policy = policy.clone();
         policy.metadata.managed_fields = None;
@@ -748,8 +753,10 @@ impl Index {
             self.ca_dependents.update(
                 &key.namespace,
                 name,
-                |dependents| dependents.retain(|d| **d != *key),
-                Vec::is_empty,
+                |dependents| {
+                    dependents.remove(key);
+                },
+                Set::is_empty,
             );
         }
         for (_, attach) in &entry.attachments {
