@@ -183,12 +183,25 @@ pub(crate) fn default_provider() -> Result<Arc<CryptoProvider>, TlsError> {
         return Ok(provider.clone());
     }
     // rustls' own fallback panics when zero or two providers are built in;
-    // pick only when exactly one is. Made once: `TlsCache` keys on the
-    // provider's address.
+    // pick only when exactly one is.
+    let one = cfg!(not(all(feature = "ring", feature = "aws-lc-rs")));
+    built_in().filter(|_| one).ok_or(TlsError::NoDefaultProvider)
+}
+
+/// A provider to check a private key against its certificate with: the
+/// default one, else any the crate's features build in (for loading a key,
+/// which one does not matter, so two built in are no ambiguity).
+pub(crate) fn key_check_provider() -> Option<Arc<CryptoProvider>> {
+    default_provider().ok().or_else(built_in)
+}
+
+/// A provider the crate's features build in (*ring* first), made once:
+/// `TlsCache` keys on the provider's address.
+fn built_in() -> Option<Arc<CryptoProvider>> {
     static BUILT_IN: std::sync::OnceLock<Option<Arc<CryptoProvider>>> = std::sync::OnceLock::new();
     BUILT_IN
         .get_or_init(|| {
-            #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+            #[cfg(feature = "ring")]
             return Some(Arc::new(rustls::crypto::ring::default_provider()));
             #[cfg(all(feature = "aws-lc-rs", not(feature = "ring")))]
             return Some(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
@@ -196,26 +209,6 @@ pub(crate) fn default_provider() -> Result<Arc<CryptoProvider>, TlsError> {
             None
         })
         .clone()
-        .ok_or(TlsError::NoDefaultProvider)
-}
-
-/// A provider to check a private key against its certificate with: the
-/// default one, else any the crate's features build in (for loading a key,
-/// which one does not matter, so two built in are no ambiguity).
-pub(crate) fn key_check_provider() -> Option<Arc<CryptoProvider>> {
-    if let Ok(provider) = default_provider() {
-        return Some(provider);
-    }
-    static ANY: std::sync::OnceLock<Option<Arc<CryptoProvider>>> = std::sync::OnceLock::new();
-    ANY.get_or_init(|| {
-        #[cfg(feature = "ring")]
-        return Some(Arc::new(rustls::crypto::ring::default_provider()));
-        #[cfg(all(feature = "aws-lc-rs", not(feature = "ring")))]
-        return Some(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-        #[allow(unreachable_code)]
-        None
-    })
-    .clone()
 }
 
 /// The trust anchors of a validated policy whose references all resolved,
