@@ -24,8 +24,10 @@
 //!     let index = index.clone();
 //!     async move { index.track_ca_validity().await }
 //! });
-//! // Then resolve with `index.read()`, and write status once every watch
-//! // has listed:
+//! // The data path resolves with `index.resolve(&backend)`, which refuses
+//! // (`NotSynced`) until every watch has listed: before that, a policy
+//! // not yet listed would read as none, and the connection as plaintext.
+//! // Status is written once every watch has listed:
 //! index.synced().await;
 //! # Ok(()) }
 //! ```
@@ -51,7 +53,7 @@ use serde_json::json;
 
 use crate::{
     api::v1::{BackendTlsPolicy, ParentReference},
-    index::{Index, Indexed, ObjectKey},
+    index::{BackendRef, Index, Indexed, ObjectKey, Outcome},
     status,
 };
 
@@ -83,6 +85,24 @@ impl SharedIndex {
         // The index has no invariants a panicking writer could break
         // half-way that a reader could not survive; keep serving.
         self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What applies to `backend`, for the data path: [`Index::resolve`],
+    /// refused until the index [is synced](Self::is_synced).
+    ///
+    /// Before every watch has listed, the policy for a backend may not be in
+    /// the index yet, and `Outcome::NoPolicy` would send its traffic in
+    /// plaintext. A feeder made later (a new namespace watched, say) holds
+    /// every backend back again until it has listed.
+    ///
+    /// # Errors
+    ///
+    /// [`NotSynced`]: answer 503, as for a policy that cannot be satisfied.
+    pub fn resolve(&self, backend: &BackendRef) -> Result<Outcome, NotSynced> {
+        if !self.is_synced() {
+            return Err(NotSynced);
+        }
+        Ok(self.read().resolve(backend).into_outcome())
     }
 
     /// Changes the index and signals the change.
@@ -188,6 +208,13 @@ impl SharedIndex {
         self.feed(watcher(api, watcher::Config::default()).default_backoff())
     }
 }
+
+/// [`SharedIndex::resolve`] before every watch has listed: whether a
+/// BackendTLSPolicy applies is not known yet, so no connection may be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not every watch has listed yet: whether a BackendTLSPolicy applies is unknown")]
+#[non_exhaustive]
+pub struct NotSynced;
 
 /// Applies watcher events of one kind to a [`SharedIndex`], with the
 /// watcher's restart semantics: after `Init`, objects are collected until

@@ -9,7 +9,7 @@ use backend_tls_policy::{
     api::v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
     grant::Referrer,
     index::{BackendRef, ObjectKey, Outcome},
-    runtime::{SharedIndex, StatusError, StatusWrite, write_all_status, write_status},
+    runtime::{NotSynced, SharedIndex, StatusError, StatusWrite, write_all_status, write_status},
 };
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Service},
@@ -292,4 +292,33 @@ async fn status_waits_for_every_first_list() {
     let written = write().await;
     assert_eq!(written.len(), 1, "tried once synced");
     assert!(matches!(written[0].1, Err(StatusError::Api { .. })), "{:?}", written[0].1);
+}
+
+/// The data path refuses until every watch has listed: with the Services
+/// listed and the policies not yet, the index alone says that no policy
+/// applies, which a gateway would take for plaintext.
+#[tokio::test]
+async fn resolve_refuses_until_every_first_list() {
+    let index = SharedIndex::default();
+    let backend =
+        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443);
+    let (mut services, mut policies) =
+        (index.feeder::<Service>(), index.feeder::<BackendTlsPolicy>());
+    services.handle(Event::Init);
+    services.handle(Event::InitApply(service("shop", "svc")));
+    services.handle(Event::InitDone);
+    assert!(matches!(index.read().resolve(&backend).outcome(), Outcome::NoPolicy));
+    assert!(matches!(index.resolve(&backend), Err(NotSynced { .. })));
+    policies.handle(Event::Init);
+    policies.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
+    policies.handle(Event::InitDone);
+    let Ok(Outcome::Policy(applied)) = index.resolve(&backend) else {
+        panic!("the policy applies")
+    };
+    assert_eq!(applied.policy_key(), &ObjectKey::new("shop", "p"));
+    // A feeder made later (another namespace watched) holds it back again.
+    let later = index.feeder::<Service>();
+    assert!(matches!(index.resolve(&backend), Err(NotSynced { .. })));
+    drop(later);
+    assert!(index.resolve(&backend).is_ok());
 }
