@@ -24,6 +24,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use backend_tls_policy::{
     api::v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
     index::ObjectKey,
+    name::ControllerName,
     runtime::{SharedIndex, StatusWrite, write_all_status},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -36,7 +37,7 @@ mod manifests;
 
 struct Args {
     gateway: ObjectKey,
-    controller_name: String,
+    controller_name: ControllerName,
     manifests: Vec<PathBuf>,
 }
 
@@ -60,6 +61,8 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let gateway = gateway.ok_or("--gateway NAMESPACE/NAME is required")?;
+    let controller_name = ControllerName::try_from(controller_name.as_str())
+        .map_err(|e| format!("--controller-name {controller_name:?}: {e}"))?;
     Ok(Args { gateway, controller_name, manifests })
 }
 
@@ -123,6 +126,9 @@ async fn main() -> ExitCode {
         info!(objects = index.read().object_count(), "loaded manifests");
     }
 
+    // Every policy is reported for this one Gateway: a simplification. A
+    // controller reports a policy only for the Gateways whose routes reach
+    // its targets (Gateway API: only the ancestors it is responsible for).
     let ancestor = ParentReference {
         namespace: Some(args.gateway.namespace.clone()),
         name: args.gateway.name.clone(),

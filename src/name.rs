@@ -336,6 +336,37 @@ string_newtype!(
     }
 );
 
+string_newtype!(
+    /// A controller name (`status.ancestors[].controllerName`), such as
+    /// `example.com/gateway-controller`: a lowercase subdomain, `/`, and a
+    /// path of URI characters (`[A-Za-z0-9/-._~%!$&'()*+,;=:]`).
+    ///
+    /// Stricter than the API server (253 characters): at most 128, since
+    /// status is written with the controller name as the server-side apply
+    /// field manager, and the API server refuses longer ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use backend_tls_policy::name::ControllerName;
+    ///
+    /// assert!(ControllerName::try_from("example.com/gateway-controller").is_ok());
+    /// assert!(ControllerName::try_from("gateway-controller").is_err());
+    /// # Ok::<(), backend_tls_policy::name::NameError>(())
+    /// ```
+    ControllerName,
+    |s| {
+        check_len(s, 1, 128)?;
+        let malformed = NameError::Malformed {
+            expected: "a controller name such as example.com/gateway-controller",
+        };
+        let (domain, path) = s.split_once('/').ok_or(malformed.clone())?;
+        let path_char = |b: &u8| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(b);
+        let ok = is_subdomain(domain) && !path.is_empty() && path.as_bytes().iter().all(path_char);
+        if ok { Ok(()) } else { Err(malformed) }
+    }
+);
+
 impl DomainPrefixedName {
     /// The part before the `/`.
     pub fn domain(&self) -> &str {

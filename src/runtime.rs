@@ -54,6 +54,7 @@ use serde_json::json;
 use crate::{
     api::v1::{BackendTlsPolicy, ParentReference},
     index::{BackendRef, Index, Indexed, ObjectKey, Outcome},
+    name::ControllerName,
     status,
 };
 
@@ -345,11 +346,11 @@ pub enum StatusError {
 pub async fn write_status(
     api: &Api<BackendTlsPolicy>,
     policy: &BackendTlsPolicy,
-    controller_name: &str,
+    controller_name: &ControllerName,
     ours: impl IntoIterator<Item = (ParentReference, Vec<Condition>)>,
 ) -> Result<StatusWrite, StatusError> {
     let key = ObjectKey::of(&policy.metadata).ok_or(StatusError::Unnamed)?;
-    let merged = status::merge(policy.status.as_ref(), controller_name, ours);
+    let merged = status::merge(policy.status.as_ref(), controller_name.as_str(), ours);
     let outcome = if merged.changed {
         let body = json!({
             "apiVersion": "gateway.networking.k8s.io/v1",
@@ -361,7 +362,7 @@ pub async fn write_status(
             },
             "status": merged.status,
         });
-        let params = PatchParams::apply(controller_name).force();
+        let params = PatchParams::apply(controller_name.as_str()).force();
         api.patch_status(&key.name, &params, &Patch::Apply(&body)).await.map_err(|source| {
             match &source {
                 kube::Error::Api(status) if status.code == 404 => {
@@ -395,7 +396,7 @@ pub async fn write_status(
 pub async fn write_all_status(
     index: &SharedIndex,
     client: &kube::Client,
-    controller_name: &str,
+    controller_name: &ControllerName,
     ancestors: impl Fn(&ObjectKey) -> Vec<ParentReference>,
 ) -> Vec<(ObjectKey, Result<StatusWrite, StatusError>)> {
     if !index.is_synced() {

@@ -336,7 +336,9 @@ pub struct Merged {
 /// `observedGeneration` is newer than the one offered is kept (we are looking
 /// at an old version of the policy). At most [`MAX_ANCESTORS`] entries are
 /// written; the ancestors that did not fit come back in [`Merged::dropped`].
-/// Merging the result again with the same input changes nothing.
+/// An ancestor offered twice (with its defaults written out or not) is
+/// reported once, with the first conditions offered for it. Merging the
+/// result again with the same input changes nothing.
 pub fn merge(
     existing: Option<&PolicyStatus>,
     controller_name: &str,
@@ -344,14 +346,21 @@ pub fn merge(
 ) -> Merged {
     let existing_ancestors = existing.map(|s| s.ancestors.as_slice()).unwrap_or_default();
     let is_ours = |entry: &PolicyAncestorStatus| entry.controller_name == controller_name;
-    let ours: Vec<_> = ours.into_iter().collect();
+    // One entry per ancestor (the list is keyed by ancestor and
+    // controller): two routes reaching one Gateway name it twice.
+    let mut unique: Vec<(ParentReference, Vec<Condition>)> = Vec::new();
+    for (ancestor, conditions) in ours {
+        if !unique.iter().any(|(a, _)| same_ancestor(a, &ancestor)) {
+            unique.push((ancestor, conditions));
+        }
+    }
 
     let mut ancestors: Vec<PolicyAncestorStatus> =
         existing_ancestors.iter().filter(|e| !is_ours(e)).cloned().collect();
     let mut dropped = Vec::new();
     // Ancestors we already report keep their place ahead of new ones, so a
     // full list does not churn.
-    let (known, new): (Vec<_>, Vec<_>) = ours.into_iter().partition(|(ancestor, _)| {
+    let (known, new): (Vec<_>, Vec<_>) = unique.into_iter().partition(|(ancestor, _)| {
         existing_ancestors.iter().any(|e| is_ours(e) && same_ancestor(&e.ancestor_ref, ancestor))
     });
     for (ancestor, conditions) in known.into_iter().chain(new) {
@@ -477,6 +486,30 @@ mod tests {
         let second = merge(Some(&first.status), US, [(gateway("b"), conditions(true, 2, 20))]);
         assert!(!second.changed);
         assert_eq!(second.status, first.status);
+    }
+
+    /// Two routes reaching one Gateway: it is one entry, not two that
+    /// would stay for good and take two of the sixteen places.
+    #[test]
+    fn an_ancestor_offered_twice_is_one_entry() {
+        let spelled_out = ParentReference {
+            group: Some("gateway.networking.k8s.io".into()),
+            kind: Some("Gateway".into()),
+            ..gateway("a")
+        };
+        let offered = || {
+            [
+                (gateway("a"), conditions(true, 1, 0)),
+                (gateway("b"), conditions(true, 1, 0)),
+                (spelled_out.clone(), conditions(false, 1, 0)),
+                (gateway("a"), conditions(false, 1, 0)),
+            ]
+        };
+        let first = merge(None, US, offered());
+        let names: Vec<_> = first.status.ancestors.iter().map(|e| &e.ancestor_ref.name).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(first.status.ancestors[0].conditions[0].status, "True", "the first offered");
+        assert!(!merge(Some(&first.status), US, offered()).changed);
     }
 
     #[test]

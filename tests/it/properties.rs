@@ -4,7 +4,7 @@
 
 use backend_tls_policy::{
     crd,
-    name::{Hostname, SanHostname, SanUri, SectionName},
+    name::{ControllerName, Hostname, SanHostname, SanUri, SectionName},
     tls::ca::parse_bundle,
 };
 use proptest::prelude::*;
@@ -12,7 +12,8 @@ use regex::Regex;
 use rustls::pki_types::{CertificateDer, UnixTime, pem::PemObject};
 use serde_json::Value;
 
-/// The `pattern` of a property under `spec`, from the generated v1 schema,
+/// The `pattern` of a property under `spec` (or of one under `status`, the
+/// path starting there), from the generated v1 schema,
 /// compiled once per path.
 fn pattern(path: &[&str]) -> Regex {
     use std::{collections::HashMap, sync::Mutex};
@@ -23,8 +24,9 @@ fn pattern(path: &[&str]) -> Regex {
 
 fn compile(path: &[&str]) -> Regex {
     let crd = serde_json::to_value(crd::backend_tls_policies()).unwrap();
-    let mut node: &Value =
-        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let mut node: &Value = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let under_spec = [&["spec"][..], path].concat();
+    let path = if path[0] == "status" { path } else { &under_spec };
     for step in path {
         node = match *step {
             "[]" => &node["items"],
@@ -82,6 +84,17 @@ proptest! {
         let schema = pattern(&["validation", "subjectAltNames", "[]", "uri"]).is_match(&s)
             && (1..=253).contains(&s.chars().count());
         prop_assert_eq!(SanUri::try_from(s.as_str()).is_ok(), schema, "{:?}", s);
+    }
+
+    /// `ControllerName` = the status schema's pattern, at most 128
+    /// characters (the field manager's limit) instead of 253.
+    #[test]
+    fn controller_name_matches_the_schema_within_128(
+        s in prop_oneof![name_like(), "[a-z0-9.-]{0,12}/[A-Za-z0-9/._~%!$&'()*+,;=:#? -]{0,140}"],
+    ) {
+        let schema = pattern(&["status", "ancestors", "[]", "controllerName"]).is_match(&s)
+            && (1..=128).contains(&s.len());
+        prop_assert_eq!(ControllerName::try_from(s.as_str()).is_ok(), schema, "{:?}", s);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use backend_tls_policy::{
     api::v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
     grant::Referrer,
     index::{BackendRef, ObjectKey, Outcome},
+    name::ControllerName,
     runtime::{NotSynced, SharedIndex, StatusError, StatusWrite, write_all_status, write_status},
 };
 use k8s_openapi::{
@@ -24,7 +25,9 @@ use serde_json::json;
 
 use crate::apiserver::{client, namespace};
 
-const CONTROLLER: &str = "example.com/backend-tls-policy-tests";
+static CONTROLLER: std::sync::LazyLock<ControllerName> = std::sync::LazyLock::new(|| {
+    ControllerName::try_from("example.com/backend-tls-policy-tests").unwrap()
+});
 const CA: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pki/ca.crt"));
 
 fn policy(ns: &str, name: &str, hostname: &str) -> BackendTlsPolicy {
@@ -94,7 +97,7 @@ async fn status_follows_the_cluster() {
         name: "edge".into(),
         ..Default::default()
     };
-    let write = || write_all_status(&index, &client, CONTROLLER, |_| vec![gateway.clone()]);
+    let write = || write_all_status(&index, &client, &CONTROLLER, |_| vec![gateway.clone()]);
 
     // Conflict: both created in the same second, so the name decides.
     policies
@@ -137,7 +140,7 @@ async fn status_follows_the_cluster() {
         last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
     };
     let outcome =
-        write_status(&policies, &stale, CONTROLLER, [(gateway.clone(), vec![differs])]).await;
+        write_status(&policies, &stale, &CONTROLLER, [(gateway.clone(), vec![differs])]).await;
     assert!(matches!(outcome, Err(StatusError::Conflict(_))), "{outcome:?}");
     let key = ObjectKey::new(&ns, "conflicted-1");
     until(&index, "generation 2", |i| i.policy(&key).unwrap().metadata.generation == Some(2)).await;
@@ -275,7 +278,7 @@ async fn status_waits_for_every_first_list() {
     let nowhere = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(nowhere).unwrap();
     let write =
-        || write_all_status(&index, &client, CONTROLLER, |_| vec![ParentReference::default()]);
+        || write_all_status(&index, &client, &CONTROLLER, |_| vec![ParentReference::default()]);
     assert!(index.is_synced(), "no feeder, nothing to wait for");
     let (mut first, second) = (index.feeder::<ConfigMap>(), index.feeder::<Service>());
     assert!(!index.is_synced());
