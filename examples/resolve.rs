@@ -154,6 +154,10 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut index = Index::default();
+    if let Err(e) = index.set_options_domain(args.options_domain.as_deref()) {
+        eprintln!("resolve: --options-domain: {e}");
+        return ExitCode::from(2);
+    }
     let gateways = match manifests::read(&args.manifests)
         .and_then(|docs| manifests::load(&mut index, docs, false))
     {
@@ -235,8 +239,7 @@ async fn run(
     };
     json["policy"] = applied.policy_key().to_string().into();
 
-    let mut params =
-        TlsParams { options_domain: args.options_domain.clone(), ..Default::default() };
+    let mut params = TlsParams::default();
     if let Some((key, gateway)) = gateway {
         match index.client_certificate(gateway) {
             Ok(certificate) => params.client_certificate = certificate,

@@ -46,7 +46,7 @@ use rustls::pki_types::UnixTime;
 use crate::{
     api::{v1, v1beta1},
     grant::{Grants, Permission, Referent, Referrer},
-    name::DomainPrefixedName,
+    name::{DomainPrefixedName, NameError},
     policy::{CaCertificateRef, TrustAnchors, ValidatedPolicy, ValidationErrors, WellKnownCa},
     status::RefProblem,
     tls::{
@@ -328,6 +328,8 @@ pub(crate) struct PolicyEntry {
     ca_sources: Arc<[CaSource]>,
     /// The trust anchors, when the policy has no problems.
     roots: Option<Arc<rustls::RootCertStore>>,
+    /// The domain whose `options` apply ([`Index::set_options_domain`]).
+    options_domain: Option<Arc<str>>,
 }
 
 impl std::ops::Deref for PolicyEntry {
@@ -442,6 +444,8 @@ pub struct Index {
     ca_bundles: BundlePool,
     /// The implementation's own `wellKnownCACertificates` sets.
     well_known_roots: Map<DomainPrefixedName, Arc<rustls::RootCertStore>>,
+    /// The domain under which the implementation reads `options`.
+    options_domain: Option<Arc<str>>,
     grants: Grants,
 }
 
@@ -623,6 +627,38 @@ impl Index {
         }
     }
 
+    /// Reads the policies' `options` under `domain`: `example.com` reads
+    /// `example.com/min-tls-version` and the other keys of
+    /// [`crate::tls::options`]; keys of other domains belong to someone else
+    /// and are ignored. `None`, the default, reads none.
+    ///
+    /// A policy with an unknown key or a bad value under the domain is
+    /// `Invalid`, its status says which option and why, and it cannot be
+    /// used (connections fail closed). A cipher suite or key-exchange group
+    /// must be one rustls knows by its IANA name; whether the crypto
+    /// provider offers it is known only when a configuration is built with
+    /// it ([`crate::tls::TlsError::Options`]). Configurations built from
+    /// then on apply the options.
+    ///
+    /// # Errors
+    ///
+    /// [`NameError`] when `domain` is not a lowercase RFC 1123 subdomain;
+    /// nothing changes then.
+    pub fn set_options_domain(&mut self, domain: Option<&str>) -> Result<(), NameError> {
+        if let Some(domain) = domain {
+            crate::name::check_domain(domain)?;
+        }
+        if self.options_domain.as_deref() == domain {
+            return Ok(());
+        }
+        self.options_domain = domain.map(Arc::from);
+        let entries: Vec<_> = self.policies.values().cloned().collect();
+        for entry in entries {
+            self.insert_entry(entry.state.clone(), Some(&entry));
+        }
+        Ok(())
+    }
+
     /// The `wellKnownCACertificates` name of `policy` when it is neither
     /// `System` nor a non-empty set of [`Index::set_well_known_roots`].
     fn unsupported_well_known<'p>(
@@ -734,7 +770,13 @@ impl Index {
                 .ok(),
             _ => None,
         };
-        let entry = Arc::new(PolicyEntry { state, problems, ca_sources: ca_sources.into(), roots });
+        let entry = Arc::new(PolicyEntry {
+            state,
+            problems,
+            ca_sources: ca_sources.into(),
+            roots,
+            options_domain: self.options_domain.clone(),
+        });
         for (_, attach) in &entry.attachments {
             let (rank, value) = (entry.rank.clone(), entry.clone());
             self.targets[attach.kind as usize]

@@ -77,6 +77,13 @@ fn check_len(s: &str, min: usize, max: usize) -> Result<(), NameError> {
     }
 }
 
+/// Checks a domain prefix, the part of a [`DomainPrefixedName`] before its
+/// `/`: the upstream subdomain pattern and limit.
+pub(crate) fn check_domain(s: &str) -> Result<(), NameError> {
+    check_len(s, 1, 253)?;
+    if is_subdomain(s) { Ok(()) } else { Err(NameError::Malformed { expected: SUBDOMAIN }) }
+}
+
 /// Checks a subdomain (upstream pattern and limit) that must also be a DNS
 /// name rustls accepts: labels of at most 63 characters.
 fn check_dns_subdomain(s: &str) -> Result<(), NameError> {

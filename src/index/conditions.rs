@@ -11,8 +11,9 @@ impl Index {
     /// The conditions of a policy, or `None` if the index does not hold it.
     ///
     /// `Accepted` is `False` with, in this order of precedence: `Invalid`
-    /// (the spec does not validate, names an unsupported CA set or target
-    /// kind, or targets UDP only), `TargetNotFound` (a target or its port is
+    /// (the spec does not validate, has bad options under the
+    /// [options domain](Index::set_options_domain), names an unsupported CA
+    /// set or target kind, or targets UDP only), `TargetNotFound` (a target or its port is
     /// missing), `Conflicted` (another policy wins a target), or
     /// `NoValidCACertificate` (no CA reference resolves); otherwise `True`.
     /// `ResolvedRefs` is `False` with `InvalidKind` or
@@ -31,7 +32,12 @@ impl Index {
                 entry
                     .problems
                     .iter()
-                    .filter(|p| matches!(p, PolicyProblem::UnsupportedWellKnown(_)))
+                    .filter(|p| {
+                        matches!(
+                            p,
+                            PolicyProblem::UnsupportedWellKnown(_) | PolicyProblem::Options(_)
+                        )
+                    })
                     .map(ToString::to_string),
             ),
         }

@@ -51,6 +51,9 @@ use crate::{
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
 
+/// The domain whose `options` the indexes read.
+const OPTIONS_DOMAIN: &str = "example.com";
+
 const BACKEND_KINDS: [BackendKind; 2] = [BackendKind::Service, BackendKind::ServiceImport];
 
 /// Two CAs, so that a bundle's content can change.
@@ -202,6 +205,9 @@ enum Change {
     /// The implementation's CA set `example.com/corp` provided (holding the
     /// first CA), or withdrawn ([`Index::set_well_known_roots`]).
     CorpRoots(bool),
+    /// The implementation reads `options` under `example.com`, or under no
+    /// domain ([`Index::set_options_domain`]).
+    OptionsDomain(bool),
     /// An edit of one field of a policy the cluster holds, as people edit.
     Edit(ObjectKey, Edit),
     /// A day passes. The index is told only when a CA certificate's
@@ -239,6 +245,8 @@ struct Cluster {
     /// missed, until their kind's next relist.
     told: Objects,
     corp_roots: Option<Arc<RootCertStore>>,
+    /// What [`Index::set_options_domain`] was told last.
+    options_domain: Option<&'static str>,
     /// The time, as [`Change::Tick`] moves it; objects are read at it.
     clock: UnixTime,
 }
@@ -246,7 +254,8 @@ struct Cluster {
 impl Default for Cluster {
     fn default() -> Self {
         let (objects, told) = Default::default();
-        Self { objects, told, corp_roots: None, clock: UnixTime::now() }
+        let options_domain = Some(OPTIONS_DOMAIN);
+        Self { objects, told, corp_roots: None, options_domain, clock: UnixTime::now() }
     }
 }
 
@@ -387,6 +396,11 @@ impl Change {
                 index.set_well_known_roots(corp(), roots.clone());
                 cluster.corp_roots = roots;
             }
+            Self::OptionsDomain(read) => {
+                let domain = read.then_some(OPTIONS_DOMAIN);
+                index.set_options_domain(domain).unwrap();
+                cluster.options_domain = domain;
+            }
             Self::Tick => {
                 let tomorrow = cluster.clock.as_secs() + 24 * 3600;
                 cluster.clock = UnixTime::since_unix_epoch(Duration::from_secs(tomorrow));
@@ -508,18 +522,18 @@ fn subject_alt_names() -> impl Strategy<Value = Option<Vec<SubjectAltName>>> {
     ]
 }
 
-/// Mostly none; else one of ours (`example.com`) or another domain's.
+/// Mostly none; else one of ours (`example.com`), good or bad, or another
+/// domain's.
 fn options() -> impl Strategy<Value = Option<BTreeMap<String, String>>> {
     prop_oneof![
-        3 => Just(None),
-        1 => Just(Some("example.com/min-tls-version")),
-        1 => Just(Some("example.com/alpn-protocols")),
-        1 => Just(Some("other.example.org/anything")),
+        6 => Just(None),
+        2 => Just(Some(("example.com/min-tls-version", "1.3"))),
+        2 => Just(Some(("example.com/alpn-protocols", "h2"))),
+        1 => Just(Some(("example.com/min-tls-version", "1.4"))),
+        1 => Just(Some(("example.com/cipher-suites", "TLS13_NOPE"))),
+        2 => Just(Some(("other.example.org/anything", "x"))),
     ]
-    .prop_map(|key: Option<&str>| {
-        let value = |key: &str| if key.ends_with("tls-version") { "1.3" } else { "h2" };
-        key.map(|key| [(key.to_owned(), value(key).to_owned())].into())
-    })
+    .prop_map(|option| option.map(|(key, value)| [(key.to_owned(), value.to_owned())].into()))
 }
 
 fn policy() -> BoxedStrategy<Object> {
@@ -656,6 +670,7 @@ fn change() -> impl Strategy<Value = Change> {
         1 => seen.prop_map(|change| Change::Missed(Box::new(change))),
         2 => prop::sample::select(&KINDS[..]).prop_map(Change::Relist),
         1 => any::<bool>().prop_map(Change::CorpRoots),
+        1 => any::<bool>().prop_map(Change::OptionsDomain),
         2 => Just(Change::Tick),
     ]
 }
@@ -757,11 +772,7 @@ fn hand_out(
 ) -> BTreeMap<String, Handed> {
     let certificate =
         index.client_certificate_from_ref(NAMESPACES[0], &client_secret(NAMESPACES[0]));
-    let params = TlsParams {
-        options_domain: Some("example.com".into()),
-        client_certificate: certificate.ok(),
-        ..Default::default()
-    };
+    let params = TlsParams { client_certificate: certificate.ok(), ..Default::default() };
     let mut configs = BTreeMap::new();
     for kind in BACKEND_KINDS {
         for (service, port) in [("s1", 443), ("s1", 8443), ("s2", 443), ("s2", 8443)] {
@@ -773,7 +784,8 @@ fn hand_out(
             };
             let Ok(policy) = applied.usable() else { continue };
             let made_of = format!(
-                "{policy:?} {:?} {:?}",
+                "{policy:?} {:?} {:?} {:?}",
+                applied.options_domain(),
                 applied.roots().map(|roots| anchors(roots)),
                 params.client_certificate.as_ref().map(key_pair)
             );
@@ -821,6 +833,7 @@ fn check_bundles(index: &Index, now: UnixTime) -> Result<(), TestCaseError> {
 /// when what it names changes), or, `policies_first`, after.
 fn afresh(cluster: &Cluster, objects: &Objects, policies_first: bool) -> Index {
     let mut index = Index::default();
+    index.set_options_domain(cluster.options_domain).unwrap();
     index.set_well_known_roots(corp(), cluster.corp_roots.clone());
     // `Kind` order puts policies first.
     let mut objects: Vec<&Object> = objects.values().collect();
@@ -842,6 +855,7 @@ proptest! {
         changes in prop::collection::vec(change(), 1..50),
     ) {
         let mut index = Index::default();
+        index.set_options_domain(Some(OPTIONS_DOMAIN)).unwrap();
         let mut cluster = Cluster::default();
         let cache = TlsCache::default();
         let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -8,6 +8,7 @@ use crate::{
     grant::{Referent, Referrer},
     policy::{TrustAnchors, ValidatedPolicy, ValidationErrors},
     status::{Reason, RefProblem},
+    tls::OptionError,
 };
 
 /// A reference to a backend, as a Route's `backendRef` makes it.
@@ -168,6 +169,11 @@ impl AppliedPolicy {
         }
     }
 
+    /// The domain whose `options` apply ([`Index::set_options_domain`]).
+    pub(crate) fn options_domain(&self) -> Option<&Arc<str>> {
+        self.entry.options_domain.as_ref()
+    }
+
     /// The trust anchors, present when the policy has no problems of its
     /// own (a problem of the port, such as UDP, leaves them).
     pub(crate) fn roots(&self) -> Option<&Arc<rustls::RootCertStore>> {
@@ -195,6 +201,9 @@ impl AppliedPolicy {
 pub enum PolicyProblem {
     /// The spec does not validate.
     Invalid(ValidationErrors),
+    /// The `options` under the implementation's domain
+    /// ([`Index::set_options_domain`]) are unknown or bad.
+    Options(Vec<OptionError>),
     /// `wellKnownCACertificates` names a set neither this crate (`System`)
     /// nor the implementation ([`Index::set_well_known_roots`]) provides.
     UnsupportedWellKnown(String),
@@ -213,6 +222,10 @@ impl fmt::Display for PolicyProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Invalid(errors) => write!(f, "invalid: {errors}"),
+            Self::Options(errors) => {
+                let errors: Vec<_> = errors.iter().map(ToString::to_string).collect();
+                f.write_str(&errors.join("; "))
+            }
             Self::UnsupportedWellKnown(name) => {
                 write!(
                     f,
@@ -398,17 +411,32 @@ impl Index {
             Err(errors) => return (vec![PolicyProblem::Invalid(errors.clone())], Vec::new()),
             Ok(policy) => policy,
         };
+        let mut problems = Vec::new();
+        let options = self.option_errors(policy);
+        if !options.is_empty() {
+            problems.push(PolicyProblem::Options(options));
+        }
         if let Some(name) = self.unsupported_well_known(policy) {
-            return (vec![PolicyProblem::UnsupportedWellKnown(name.to_string())], Vec::new());
+            problems.push(PolicyProblem::UnsupportedWellKnown(name.to_string()));
+            return (problems, Vec::new());
         }
         let TrustAnchors::CaCertificateRefs(refs) = policy.trust_anchors() else {
-            return (Vec::new(), Vec::new());
+            return (problems, Vec::new());
         };
         let (ref_problems, sources) = self.check_ca_refs(namespace, refs);
-        let mut problems: Vec<_> = ref_problems.into_iter().map(PolicyProblem::CaRef).collect();
+        problems.extend(ref_problems.into_iter().map(PolicyProblem::CaRef));
         if sources.is_empty() {
             problems.push(PolicyProblem::NoValidCACertificate);
         }
         (problems, sources)
+    }
+
+    /// What is wrong with the policy's options under the implementation's
+    /// domain, whatever the crypto provider.
+    fn option_errors(&self, policy: &ValidatedPolicy) -> Vec<OptionError> {
+        match self.options_domain.as_deref() {
+            Some(domain) => crate::tls::options::check(policy, domain),
+            None => Vec::new(),
+        }
     }
 }

@@ -1028,3 +1028,40 @@ fn replace_is_a_relist() {
     assert_eq!(accepted(&index, "new"), (false, Reason::NoValidCACertificate));
     assert_eq!(applied(&index, "svc", 443).as_deref(), Some("new"));
 }
+
+/// Options are read under the domain the implementation sets: bad ones
+/// there make the policy `Invalid` and unusable, whichever was applied
+/// first; a domain that is not one is refused and changes nothing.
+#[test]
+fn options_under_the_implementations_domain() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let mut policy = mk_policy("p", 0, "svc", None, "abc.example.com");
+    policy.spec.options = Some(
+        [
+            ("example.com/max-tls-version".into(), "1.1".into()),
+            ("other.example.org/anything".into(), "x".into()),
+        ]
+        .into(),
+    );
+    index.apply(&policy);
+    assert_eq!(accepted(&index, "p"), (true, Reason::Accepted), "no domain: none are ours");
+    assert!(index.set_options_domain(Some("Example.com")).is_err());
+    assert!(index.set_options_domain(Some("example.com/")).is_err());
+    assert_eq!(accepted(&index, "p"), (true, Reason::Accepted));
+
+    index.set_options_domain(Some("example.com")).unwrap();
+    assert_eq!(accepted(&index, "p"), (false, Reason::Invalid));
+    let message = index.policy_conditions(&ObjectKey::new(NS, "p")).unwrap().accepted.message;
+    assert!(message.contains("options[example.com/max-tls-version]"), "{message}");
+    assert!(!message.contains("other.example.org"), "{message}");
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("p"));
+    let route = BackendRef::service(route(), NS, "svc", 443);
+    let Outcome::Policy(used) = index.resolve(&route).into_outcome() else { panic!() };
+    assert!(matches!(used.usable(), Err([PolicyProblem::Options(_)])));
+
+    index.set_options_domain(Some("other.example.org")).unwrap();
+    assert_eq!(accepted(&index, "p"), (false, Reason::Invalid), "`anything` is unknown");
+    index.set_options_domain(None).unwrap();
+    assert_eq!(accepted(&index, "p"), (true, Reason::Accepted));
+}

@@ -20,7 +20,8 @@ use crate::{index::AppliedPolicy, index::Map, policy::ValidatedPolicy};
 /// [`Index::set_well_known_roots`] makes new ones; a status write or a
 /// relist does not), the client certificate (one value: one Secret's
 /// content), the
-/// `Arc<CryptoProvider>`, and the options domain and ALPN. A hit is a hash
+/// `Arc<CryptoProvider>`, the options domain
+/// ([`Index::set_options_domain`]) and the ALPN. A hit is a hash
 /// lookup under a mutex that allocates nothing, and a clone of the
 /// [`BackendTls`] (an `Arc` and the hostname); a miss builds outside it.
 ///
@@ -33,6 +34,7 @@ use crate::{index::AppliedPolicy, index::Map, policy::ValidatedPolicy};
 ///
 /// [`Index`]: crate::index::Index
 /// [`Index::set_well_known_roots`]: crate::index::Index::set_well_known_roots
+/// [`Index::set_options_domain`]: crate::index::Index::set_options_domain
 #[derive(Default)]
 pub struct TlsCache {
     inner: Mutex<Inner>,
@@ -74,14 +76,14 @@ struct Cached {
     /// Weak, so that a provider the caller dropped lets the entry go,
     /// while its address is not reused.
     provider: Weak<CryptoProvider>,
-    options_domain: Option<String>,
+    options_domain: Option<Arc<str>>,
     alpn: Vec<Vec<u8>>,
     tls: BackendTls,
 }
 
 impl Cached {
-    fn is_for(&self, params: &TlsParams) -> bool {
-        self.options_domain == params.options_domain && self.alpn == params.alpn
+    fn is_for(&self, options_domain: Option<&Arc<str>>, params: &TlsParams) -> bool {
+        self.options_domain.as_ref() == options_domain && self.alpn == params.alpn
     }
 
     fn is_held(&self) -> bool {
@@ -138,14 +140,15 @@ impl TlsCache {
             return super::client_config_with_provider(applied, params, provider);
         };
         let id = Arc::as_ptr(policy) as usize;
+        let domain = applied.options_domain();
         let key = |inner: &Inner| ConfigKey {
             client_certificate: params.client_certificate.as_ref().map(|c| c.identity()),
             provider: Arc::as_ptr(&provider) as usize,
-            params: inner.policies.hasher().hash_one((&params.options_domain, &params.alpn)),
+            params: inner.policies.hasher().hash_one((domain, &params.alpn)),
         };
         {
             let inner = self.lock();
-            let cached = inner.get(id, roots, &key(&inner)).filter(|c| c.is_for(params));
+            let cached = inner.get(id, roots, &key(&inner)).filter(|c| c.is_for(domain, params));
             if let Some(cached) = cached {
                 return Ok(cached.tls.clone());
             }
@@ -155,7 +158,7 @@ impl TlsCache {
         let tls = super::client_config_with_provider(applied, params, provider.clone())?;
         let mut inner = self.lock();
         let key = key(&inner);
-        if let Some(cached) = inner.get(id, roots, &key).filter(|c| c.is_for(params)) {
+        if let Some(cached) = inner.get(id, roots, &key).filter(|c| c.is_for(domain, params)) {
             return Ok(cached.tls.clone());
         }
         if inner.len >= inner.sweep_at {
@@ -176,7 +179,7 @@ impl TlsCache {
         let cached = Cached {
             client_certificate: params.client_certificate.as_ref().map(|c| c.held()),
             provider: Arc::downgrade(&provider),
-            options_domain: params.options_domain.clone(),
+            options_domain: domain.cloned(),
             alpn: params.alpn.clone(),
             tls: tls.clone(),
         };

@@ -58,10 +58,6 @@ pub struct BackendTls {
 /// What the embedding implementation adds to the policy.
 #[derive(Clone, Debug, Default)]
 pub struct TlsParams {
-    /// The domain under which this implementation reads `options`
-    /// (`example.com` reads `example.com/min-tls-version`); `None` reads
-    /// none.
-    pub options_domain: Option<String>,
     /// ALPN protocols to offer, for example from the Service port's
     /// `appProtocol`; the policy's `alpn-protocols` option takes precedence.
     pub alpn: Vec<Vec<u8>>,
@@ -130,7 +126,8 @@ pub fn client_config_with_provider(
     };
     let policy = applied.usable().map_err(unusable)?;
     let roots = applied.roots().ok_or_else(|| unusable(&[PolicyProblem::NoValidCACertificate]))?;
-    build(policy, roots.clone(), params, &provider).map_err(|e| match e {
+    let domain = applied.options_domain().map(|d| &**d);
+    build(policy, roots.clone(), domain, params, &provider).map_err(|e| match e {
         BuildError::Options(errors) => {
             TlsError::Options { policy: applied.policy_key().clone(), errors }
         }
@@ -146,11 +143,12 @@ enum BuildError {
 fn build(
     policy: &ValidatedPolicy,
     roots: Arc<RootCertStore>,
+    options_domain: Option<&str>,
     params: &TlsParams,
     provider: &Arc<CryptoProvider>,
 ) -> Result<BackendTls, BuildError> {
-    let settings = options::settings(policy, params.options_domain.as_deref(), provider)
-        .map_err(BuildError::Options)?;
+    let settings =
+        options::settings(policy, options_domain, provider).map_err(BuildError::Options)?;
     let provider = Arc::new(settings.provider);
     let verifier: Arc<dyn ServerCertVerifier> = if policy.subject_alt_names().is_empty() {
         WebPkiServerVerifier::builder_with_provider(roots, provider.clone())

@@ -11,9 +11,11 @@
 //! | `example.com/key-exchange-groups` | comma-separated names: `X25519`, `secp256r1`, `secp384r1`, … |
 //! | `example.com/alpn-protocols` | comma-separated protocols, e.g. `h2,http/1.1` |
 //!
-//! An unknown key under the prefix, or a bad value, is an error (the policy
-//! is `Invalid`); keys under other prefixes belong to someone else and are
-//! ignored. Unprefixed keys were already refused by validation. Options
+//! The prefix is set with [`Index::set_options_domain`]. An unknown key
+//! under it, or a bad value, makes the policy `Invalid` (and unusable); keys
+//! under other prefixes belong to someone else and are ignored. A cipher
+//! suite or group that the crypto provider does not offer is refused when a
+//! configuration is built with it ([`TlsError::Options`]). Unprefixed keys were already refused by validation. Options
 //! only narrow what the crypto provider offers; they never add anything.
 
 use rustls::{
@@ -23,6 +25,8 @@ use rustls::{
 };
 
 use crate::policy::ValidatedPolicy;
+#[cfg(doc)]
+use crate::{index::Index, tls::TlsError};
 
 /// A problem with one option.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -55,35 +59,43 @@ pub(crate) struct Settings {
     pub(crate) alpn: Option<Vec<Vec<u8>>>,
 }
 
-/// Applies the policy's options under `domain` to a copy of `provider`.
-pub(crate) fn settings(
-    policy: &ValidatedPolicy,
+/// The policy's options under `domain`, read without a crypto provider.
+struct Options<'a> {
+    min: Version,
+    max: Version,
+    /// Cipher suite and key-exchange group names, each known to rustls.
+    suites: Option<Vec<&'a str>>,
+    groups: Option<Vec<&'a str>>,
+    alpn: Option<Vec<Vec<u8>>>,
+}
+
+/// Reads the policy's options under `domain`: every problem that does not
+/// depend on the crypto provider (an unknown key, a bad version, a name
+/// that is no TLS cipher suite or group, an ALPN protocol too long).
+fn read<'a>(
+    policy: &'a ValidatedPolicy,
     domain: Option<&str>,
-    provider: &CryptoProvider,
-) -> Result<Settings, Vec<OptionError>> {
+) -> Result<Options<'a>, Vec<OptionError>> {
     let mut errors = Vec::new();
-    let mut min = Version::Tls12;
-    let mut max = Version::Tls13;
-    let mut provider = provider.clone();
-    let mut alpn = None;
+    let mut options = Options {
+        min: Version::Tls12,
+        max: Version::Tls13,
+        suites: None,
+        groups: None,
+        alpn: None,
+    };
     let ours = policy.options().iter().filter(|(key, _)| Some(key.domain()) == domain);
     for (key, value) in ours {
         let bad = |reason: String| OptionError::BadValue { key: key.to_string(), reason };
         let result = match key.name() {
-            "min-tls-version" => Version::parse(value).map(|v| min = v).map_err(bad),
-            "max-tls-version" => Version::parse(value).map(|v| max = v).map_err(bad),
-            "cipher-suites" => {
-                select(value, &provider.cipher_suites, |s| s.suite().as_str().unwrap_or_default())
-                    .map(|suites| provider.cipher_suites = suites)
-                    .map_err(bad)
-            }
-            "key-exchange-groups" => {
-                select(value, &provider.kx_groups, |g: &&dyn SupportedKxGroup| {
-                    g.name().as_str().unwrap_or_default()
-                })
-                .map(|groups| provider.kx_groups = groups)
-                .map_err(bad)
-            }
+            "min-tls-version" => Version::parse(value).map(|v| options.min = v).map_err(bad),
+            "max-tls-version" => Version::parse(value).map(|v| options.max = v).map_err(bad),
+            "cipher-suites" => known(value, &registry().suites, "TLS cipher suite")
+                .map(|names| options.suites = Some(names))
+                .map_err(bad),
+            "key-exchange-groups" => known(value, &registry().groups, "TLS key-exchange group")
+                .map(|names| options.groups = Some(names))
+                .map_err(bad),
             "alpn-protocols" => list(value)
                 .and_then(|protocols| match protocols.iter().find(|p| p.len() > 255) {
                     // The protocol's length is one byte on the wire.
@@ -91,7 +103,8 @@ pub(crate) fn settings(
                     None => Ok(protocols),
                 })
                 .map(|protocols| {
-                    alpn = Some(protocols.into_iter().map(|p| p.as_bytes().to_vec()).collect())
+                    options.alpn =
+                        Some(protocols.into_iter().map(|p| p.as_bytes().to_vec()).collect())
                 })
                 .map_err(bad),
             _ => Err(OptionError::UnknownKey { key: key.to_string() }),
@@ -100,15 +113,50 @@ pub(crate) fn settings(
             errors.push(error);
         }
     }
-    if min > max {
+    if options.min > options.max {
         errors.push(OptionError::BadValue {
             key: key_name(domain, "min-tls-version"),
             reason: "is above max-tls-version".into(),
         });
     }
+    if errors.is_empty() { Ok(options) } else { Err(errors) }
+}
+
+/// What is wrong with the policy's options under `domain` whatever the
+/// crypto provider: what status reports. A name the provider at hand does
+/// not offer is refused only by [`settings`].
+pub(crate) fn check(policy: &ValidatedPolicy, domain: &str) -> Vec<OptionError> {
+    read(policy, Some(domain)).err().unwrap_or_default()
+}
+
+/// Applies the policy's options under `domain` to a copy of `provider`.
+pub(crate) fn settings(
+    policy: &ValidatedPolicy,
+    domain: Option<&str>,
+    provider: &CryptoProvider,
+) -> Result<Settings, Vec<OptionError>> {
+    let options = read(policy, domain)?;
+    let mut errors = Vec::new();
+    let mut provider = provider.clone();
+    let bad =
+        |name: &str, reason: String| OptionError::BadValue { key: key_name(domain, name), reason };
+    if let Some(names) = &options.suites {
+        match offered(names, &provider.cipher_suites, |s| s.suite().as_str().unwrap_or_default()) {
+            Ok(suites) => provider.cipher_suites = suites,
+            Err(reason) => errors.push(bad("cipher-suites", reason)),
+        }
+    }
+    if let Some(names) = &options.groups {
+        match offered(names, &provider.kx_groups, |g: &&dyn SupportedKxGroup| {
+            g.name().as_str().unwrap_or_default()
+        }) {
+            Ok(groups) => provider.kx_groups = groups,
+            Err(reason) => errors.push(bad("key-exchange-groups", reason)),
+        }
+    }
     let versions: Vec<_> = [(Version::Tls12, &TLS12), (Version::Tls13, &TLS13)]
         .into_iter()
-        .filter(|(v, _)| (min..=max).contains(v))
+        .filter(|(v, _)| (options.min..=options.max).contains(v))
         .map(|(_, version)| version)
         .collect();
     // Suites of versions left out go too (rustls would otherwise want key
@@ -116,21 +164,23 @@ pub(crate) fn settings(
     provider.cipher_suites.retain(|s| versions.iter().any(|v| v.version == s.version().version));
     let usable = !provider.cipher_suites.is_empty();
     if errors.is_empty() && !usable {
-        errors.push(OptionError::BadValue {
-            key: key_name(domain, "cipher-suites"),
-            reason: "no cipher suite left for the allowed TLS versions".into(),
-        });
+        errors
+            .push(bad("cipher-suites", "no cipher suite left for the allowed TLS versions".into()));
     }
     // Nor without a key-exchange group for it (some are TLS 1.3 only).
     let usable =
         versions.iter().any(|v| provider.kx_groups.iter().any(|g| g.usable_for_version(v.version)));
     if errors.is_empty() && !usable {
-        errors.push(OptionError::BadValue {
-            key: key_name(domain, "key-exchange-groups"),
-            reason: "no key-exchange group left for the allowed TLS versions".into(),
-        });
+        errors.push(bad(
+            "key-exchange-groups",
+            "no key-exchange group left for the allowed TLS versions".into(),
+        ));
     }
-    if errors.is_empty() { Ok(Settings { versions, provider, alpn }) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(Settings { versions, provider, alpn: options.alpn })
+    } else {
+        Err(errors)
+    }
 }
 
 fn key_name(domain: Option<&str>, name: &str) -> String {
@@ -162,26 +212,55 @@ fn list(value: &str) -> Result<Vec<&str>, String> {
     Ok(items)
 }
 
-/// The entries of `available` named in `value`, in the value's order.
-fn select<T: Clone>(
-    value: &str,
-    available: &[T],
-    name: impl Fn(&T) -> &'static str,
-) -> Result<Vec<T>, String> {
+/// The names in `value`, each a name of `registry` (any case), written as
+/// the registry writes it.
+fn known<'a>(value: &str, registry: &[&'static str], what: &str) -> Result<Vec<&'a str>, String> {
     list(value)?
         .into_iter()
         .map(|wanted| {
-            available
+            registry
                 .iter()
-                .find(|item| name(item).eq_ignore_ascii_case(wanted))
-                .cloned()
-                .ok_or_else(|| {
-                    let known: Vec<_> = available.iter().map(&name).collect();
-                    format!(
-                        "{wanted:?} is not offered by the crypto provider (offered: {})",
-                        known.join(", ")
-                    )
-                })
+                .find(|name| name.eq_ignore_ascii_case(wanted))
+                .copied()
+                .ok_or_else(|| format!("{wanted:?} is not a {what} (IANA names)"))
         })
         .collect()
+}
+
+/// The entries of `available` named in `names`, in that order.
+fn offered<T: Clone>(
+    names: &[&str],
+    available: &[T],
+    name: impl Fn(&T) -> &'static str,
+) -> Result<Vec<T>, String> {
+    names
+        .iter()
+        .map(|wanted| {
+            available.iter().find(|item| name(item) == *wanted).cloned().ok_or_else(|| {
+                let known: Vec<_> = available.iter().map(&name).collect();
+                format!(
+                    "{wanted:?} is not offered by the crypto provider (offered: {})",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// The cipher suite and key-exchange group names rustls knows (its IANA
+/// registry copies), read once.
+struct Registry {
+    suites: Vec<&'static str>,
+    groups: Vec<&'static str>,
+}
+
+fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let codes = || 0..=u16::MAX;
+        Registry {
+            suites: codes().filter_map(|c| rustls::CipherSuite::from(c).as_str()).collect(),
+            groups: codes().filter_map(|c| rustls::NamedGroup::from(c).as_str()).collect(),
+        }
+    })
 }

@@ -7,7 +7,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use backend_tls_policy::{
     api::v1,
     grant::Referrer,
-    index::{AppliedPolicy, BackendRef, Index, ObjectKey, Outcome},
+    index::{AppliedPolicy, BackendRef, Index, ObjectKey, Outcome, PolicyProblem},
+    status::Reason,
     tls::{self, BackendTls, ClientCertificate, TlsCache, TlsError, TlsParams},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -681,18 +682,16 @@ fn cache_returns_the_same_config_until_an_input_changes() {
 #[test]
 fn options_narrow_the_configuration() {
     let ca = Ca::root("test CA");
-    let policy_with = |options: serde_json::Value| {
+    let index_with = |options: serde_json::Value| {
         let mut index = Index::default();
+        index.set_options_domain(Some("example.com")).unwrap();
         index.apply(&shop_service());
         index.apply(&ca_config_map(&ca.pem));
         index.apply(&shop_policy(ca_validation("abc.example.com", json!(null)), options));
-        resolve_shop(&index)
+        index
     };
-    let params = TlsParams {
-        options_domain: Some("example.com".into()),
-        alpn: vec![b"http/1.1".to_vec()],
-        ..Default::default()
-    };
+    let policy_with = |options| resolve_shop(&index_with(options));
+    let params = TlsParams { alpn: vec![b"http/1.1".to_vec()], ..Default::default() };
 
     let applied = policy_with(json!({
         "example.com/min-tls-version": "1.3",
@@ -713,20 +712,42 @@ fn options_narrow_the_configuration() {
     let tls = tls::client_config_with_provider(&defaults, &params, provider()).unwrap();
     assert_eq!(tls.config.alpn_protocols, [b"http/1.1".to_vec()], "the caller's ALPN");
 
-    let applied = policy_with(json!({
+    // Bad options make the policy Invalid, in status and for every
+    // connection, naming each option.
+    let index = index_with(json!({
         "example.com/min-tls-version": "1.4",
         "example.com/unknown": "x",
         "example.com/cipher-suites": "TLS13_AES_128_GCM_SHA256,NOPE",
     }));
-    let error = tls::client_config_with_provider(&applied, &params, provider()).unwrap_err();
-    let TlsError::Options { errors, .. } = &error else { panic!("{error}") };
+    let error =
+        tls::client_config_with_provider(&resolve_shop(&index), &params, provider()).unwrap_err();
+    let TlsError::Unusable { problems, .. } = &error else { panic!("{error}") };
+    let [PolicyProblem::Options(errors)] = &problems[..] else { panic!("{error}") };
     assert_eq!(errors.len(), 3, "{error}");
+    let accepted = index.policy_conditions(&ObjectKey::new("shop", "shop-tls")).unwrap().accepted;
+    assert_eq!((accepted.status, accepted.reason), (false, Reason::Invalid));
+    for key in ["min-tls-version", "unknown", "cipher-suites"] {
+        assert!(accepted.message.contains(&format!("options[example.com/{key}]")), "{accepted:?}");
+    }
+    // Read under no domain, the same options are someone else's.
+    let mut index = index;
+    index.set_options_domain(None).unwrap();
+    assert!(tls::client_config_with_provider(&resolve_shop(&index), &params, provider()).is_ok());
+    assert!(index.policy_conditions(&ObjectKey::new("shop", "shop-tls")).unwrap().accepted.status);
 
     // An ALPN protocol's length is one byte on the wire.
     let long = "a".repeat(256);
     let applied = policy_with(json!({"example.com/alpn-protocols": format!("h2,{long}")}));
     let error = tls::client_config_with_provider(&applied, &params, provider()).unwrap_err();
     assert!(error.to_string().contains("longer than 255 bytes"), "{error}");
+
+    // A suite rustls knows that the provider does not offer: only building
+    // with that provider can tell.
+    let applied = policy_with(json!({"example.com/cipher-suites": "TLS_RSA_WITH_AES_128_CBC_SHA"}));
+    assert!(applied.usable().is_ok());
+    let error = tls::client_config_with_provider(&applied, &params, provider()).unwrap_err();
+    let TlsError::Options { errors, .. } = &error else { panic!("{error}") };
+    assert!(errors[0].to_string().contains("not offered by the crypto provider"), "{error}");
 
     // Groups are named as IANA names them, whatever the provider offers;
     // and one usable only with TLS 1.3 leaves nothing for 1.2 alone.
