@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::{
     api::v1::{ParentReference, PolicyAncestorStatus, PolicyStatus},
     policy::{CaCertificateRef, GroupKind},
+    tls::ca::{BlockError, BlockProblem, BundleError},
 };
 
 /// The most ancestor entries a `PolicyStatus` may hold (the API server
@@ -66,6 +67,17 @@ pub enum Reason {
     /// `ResolvedRefs=False`: a CA certificate reference names an
     /// unsupported kind.
     InvalidKind,
+    /// `ResolvedRefs=False`: a CA certificate reference holds certificates
+    /// that parse but at least one of which has expired (the rest, if any,
+    /// are not valid yet). Implementation-specific: Gateway API asks for a
+    /// reason of the implementation's own when it checks certificates'
+    /// content, such as expiry; this is GEP-1897's example.
+    ExpiredCertificate,
+    /// `ResolvedRefs=False`: a CA certificate reference holds certificates
+    /// that parse but at least one of which is not valid yet (clock skew, or
+    /// a CA published early). Implementation-specific, like
+    /// [`Self::ExpiredCertificate`].
+    NotYetValidCertificate,
     /// A cross-namespace reference that no ReferenceGrant allows (for the
     /// Route's or Gateway's `ResolvedRefs`).
     RefNotPermitted,
@@ -89,6 +101,8 @@ impl Reason {
             Self::ResolvedRefs => "ResolvedRefs",
             Self::InvalidCACertificateRef => "InvalidCACertificateRef",
             Self::InvalidKind => "InvalidKind",
+            Self::ExpiredCertificate => "ExpiredCertificate",
+            Self::NotYetValidCertificate => "NotYetValidCertificate",
             Self::RefNotPermitted => "RefNotPermitted",
             Self::InvalidClientCertificateRef => "InvalidClientCertificateRef",
             Self::BackendNotFound => "BackendNotFound",
@@ -142,15 +156,29 @@ pub enum RefProblem {
         /// The reference.
         reference: CaCertificateRef,
         /// What is wrong with the bundle.
-        error: crate::tls::ca::BundleError,
+        error: BundleError,
     },
 }
 
 impl RefProblem {
-    /// The `ResolvedRefs` reason for this problem.
+    /// The `ResolvedRefs` reason for this problem: `InvalidKind`, or for
+    /// a bundle whose only fault is its certificates' validity
+    /// `ExpiredCertificate` or `NotYetValidCertificate`, else
+    /// `InvalidCACertificateRef` (missing, empty or malformed).
     pub fn reason(&self) -> Reason {
         match self {
             Self::InvalidKind { .. } => Reason::InvalidKind,
+            Self::InvalidBundle { error: BundleError::Blocks(blocks), .. } => {
+                let expired = |b: &BlockError| matches!(b.problem, BlockProblem::Expired(_));
+                let early = |b: &BlockError| matches!(b.problem, BlockProblem::NotYetValid(_));
+                if !blocks.iter().all(|b| expired(b) || early(b)) {
+                    Reason::InvalidCACertificateRef
+                } else if blocks.iter().any(expired) {
+                    Reason::ExpiredCertificate
+                } else {
+                    Reason::NotYetValidCertificate
+                }
+            }
             _ => Reason::InvalidCACertificateRef,
         }
     }
@@ -472,6 +500,40 @@ mod tests {
             controller_name: controller.into(),
             conditions: conditions(true, 1, 0),
         }
+    }
+
+    /// Certificates' validity has reasons of its own (Gateway API asks
+    /// implementations for theirs); anything else wrong with the bundle is
+    /// `InvalidCACertificateRef`, whatever else is wrong beside it.
+    #[test]
+    fn validity_reasons_only_for_validity_alone() {
+        let block = |block, problem| BlockError { block, problem };
+        let expired = || BlockProblem::Expired("2020-01-01 0:00:00.0 +00:00:00".into());
+        let early = || BlockProblem::NotYetValid("2099-01-01 0:00:00.0 +00:00:00".into());
+        let reason = |blocks: Vec<BlockError>| {
+            RefProblem::InvalidBundle {
+                index: 0,
+                reference: CaCertificateRef {
+                    group_kind: GroupKind::new("", "ConfigMap"),
+                    name: "ca".into(),
+                },
+                error: BundleError::Blocks(blocks),
+            }
+            .reason()
+        };
+        assert_eq!(reason(vec![block(2, expired())]), Reason::ExpiredCertificate);
+        assert_eq!(reason(vec![block(1, early())]), Reason::NotYetValidCertificate);
+        assert_eq!(
+            reason(vec![block(1, early()), block(2, expired())]),
+            Reason::ExpiredCertificate
+        );
+        let key = || BlockProblem::NotACertificate("PRIVATE KEY".into());
+        assert_eq!(
+            reason(vec![block(1, expired()), block(2, key())]),
+            Reason::InvalidCACertificateRef
+        );
+        assert_eq!(Reason::ExpiredCertificate.as_str(), "ExpiredCertificate");
+        assert_eq!(Reason::NotYetValidCertificate.as_str(), "NotYetValidCertificate");
     }
 
     #[test]

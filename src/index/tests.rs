@@ -406,7 +406,7 @@ fn a_ca_that_expires_later_is_refused_then() {
         index.recheck_ca_validity(secs(last + 1)),
         [ObjectKey::new(NS, "ca"), ObjectKey::new(NS, "ca-secret")]
     );
-    assert_eq!(resolved_refs(&index, "expiring"), (false, Reason::InvalidCACertificateRef));
+    assert_eq!(resolved_refs(&index, "expiring"), (false, Reason::ExpiredCertificate));
     let conditions = index.policy_conditions(&ObjectKey::new(NS, "expiring")).unwrap();
     assert!(conditions.resolved_refs.message.contains("block 2: expired at"), "{conditions:?}");
     let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
@@ -431,7 +431,7 @@ fn a_ca_not_yet_valid_is_taken_once_it_is() {
     let pem = ca_valid(not_before, now + time::Duration::days(1));
     index.apply(&mk_ca_config_map(NS, "ca", Some(&pem)));
     index.apply(&mk_policy("early", 0, "svc", None, "abc.example.com"));
-    assert_eq!(resolved_refs(&index, "early"), (false, Reason::InvalidCACertificateRef));
+    assert_eq!(resolved_refs(&index, "early"), (false, Reason::NotYetValidCertificate));
 
     let start = not_before.unix_timestamp() as u64;
     assert_eq!(index.next_ca_validity_change(), Some(secs(start)));

@@ -213,7 +213,7 @@ async fn a_ca_expiring_while_running_is_refused() {
     assert!(usable(&index.read()));
     until(&index, "the CA to expire", |i| !usable(i)).await;
     let conditions = index.read().policy_conditions(&ObjectKey::new("shop", "p")).unwrap();
-    assert_eq!(conditions.resolved_refs.reason.as_str(), "InvalidCACertificateRef");
+    assert_eq!(conditions.resolved_refs.reason.as_str(), "ExpiredCertificate");
     assert!(conditions.resolved_refs.message.contains("expired at"), "{conditions:?}");
     tracker.abort();
 }
