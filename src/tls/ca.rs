@@ -271,7 +271,7 @@ pub(crate) fn parse_bundle_with(
 
 /// The problem of a block labelled other than `CERTIFICATE`; the label is
 /// repeated only when it is short printable text.
-fn not_a_certificate(label: &[u8]) -> BlockProblem {
+pub(super) fn not_a_certificate(label: &[u8]) -> BlockProblem {
     // The reader let through RFC 7468 labels only: printable ASCII.
     match std::str::from_utf8(label) {
         Ok(label) if !label.is_empty() && label.len() <= 64 => {

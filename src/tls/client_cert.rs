@@ -13,6 +13,7 @@ use rustls::{
     sign::CertifiedKey,
 };
 
+use super::ca::{BlockError, BlockProblem};
 use crate::{
     api::v1::{Gateway, SecretObjectReference},
     grant::{Permission, Referent, Referrer},
@@ -41,7 +42,8 @@ impl HeldKeyPair {
 }
 
 impl ClientCertificate {
-    /// Parses `tls.crt` (a PEM chain, leaf first) and `tls.key` (a PEM
+    /// Parses `tls.crt` (a PEM chain, leaf first, every block a
+    /// certificate, read as strictly as CA bundles) and `tls.key` (a PEM
     /// private key), and checks that the key belongs to the leaf (with the
     /// process-default crypto provider, else one the crate's features build
     /// in; with neither, rustls checks when a configuration is built).
@@ -56,16 +58,30 @@ impl ClientCertificate {
             (None, _) => return Err(KeyPairError::MissingCertificate),
             _ => return Err(KeyPairError::MissingKey),
         };
-        let chain: Vec<_> = CertificateDer::pem_slice_iter(chain_pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| KeyPairError::ChainNotPem(format!("{e:?}").to_lowercase()))?;
+        // Read as strictly as CA bundles: a block that is not a certificate
+        // is refused, not skipped, so that a chain missing a certificate
+        // says why instead of failing at the backend.
+        let mut chain = Vec::new();
+        for (i, read) in super::pem::blocks(chain_pem).enumerate() {
+            let problem = match read {
+                Err(error) => BlockProblem::Pem(error.to_string()),
+                Ok((b"CERTIFICATE", der)) => match x509_parser::parse_x509_certificate(&der) {
+                    Ok(([], _)) => {
+                        chain.push(CertificateDer::from(der));
+                        continue;
+                    }
+                    Ok((rest, _)) => BlockProblem::Unparsable(format!(
+                        "{} bytes after the certificate",
+                        rest.len()
+                    )),
+                    Err(error) => BlockProblem::Unparsable(error.to_string()),
+                },
+                Ok((label, _)) => super::ca::not_a_certificate(label),
+            };
+            return Err(KeyPairError::Chain(BlockError { block: i + 1, problem }));
+        }
         if chain.is_empty() {
             return Err(KeyPairError::EmptyChain);
-        }
-        for (i, der) in chain.iter().enumerate() {
-            if let Err(e) = x509_parser::parse_x509_certificate(der) {
-                return Err(KeyPairError::Unparsable { certificate: i + 1, reason: e.to_string() });
-            }
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| KeyPairError::NoPrivateKey)?;
         // The key check needs a provider; with none at all, rustls still
@@ -154,20 +170,14 @@ pub enum KeyPairError {
     /// The Secret has no `tls.key`.
     #[error("has no tls.key")]
     MissingKey,
-    /// `tls.crt` is not PEM.
-    #[error("tls.crt is not PEM: {0}")]
-    ChainNotPem(String),
+    /// A block of `tls.crt` is not a certificate that parses (broken PEM,
+    /// another label such as a private key, bad DER): every block must be
+    /// one.
+    #[error("tls.crt {0}")]
+    Chain(BlockError),
     /// `tls.crt` holds no certificate.
     #[error("tls.crt holds no certificate")]
     EmptyChain,
-    /// A certificate of `tls.crt` (numbered from 1) does not parse.
-    #[error("certificate {certificate} of tls.crt does not parse: {reason}")]
-    Unparsable {
-        /// Its position in the chain, from 1.
-        certificate: usize,
-        /// Why.
-        reason: String,
-    },
     /// `tls.key` holds no PEM private key.
     #[error("tls.key holds no PEM private key")]
     NoPrivateKey,
@@ -335,10 +345,20 @@ mod tests {
         assert_eq!(read(None, Some(&key)), Some(KeyPairError::MissingCertificate));
         assert_eq!(read(Some(&crt), None), Some(KeyPairError::MissingKey));
         assert_eq!(read(Some("no PEM here"), Some(&key)), Some(KeyPairError::EmptyChain));
-        assert!(matches!(
-            read(Some(&format!("{crt}{garbage}")), Some(&key)),
-            Some(KeyPairError::Unparsable { certificate: 2, .. })
-        ));
+        let block = |error| match error {
+            Some(KeyPairError::Chain(BlockError { block, problem })) => (block, problem),
+            other => panic!("{other:?}"),
+        };
+        let (number, problem) = block(read(Some(&format!("{crt}{garbage}")), Some(&key)));
+        assert!(number == 2 && matches!(problem, BlockProblem::Unparsable(_)), "{problem}");
+        // Blocks other readers skip are refused, not dropped from the chain.
+        let trusted = crt.replace("CERTIFICATE", "TRUSTED CERTIFICATE");
+        let problem = block(read(Some(&format!("{crt}{trusted}")), Some(&key)));
+        assert_eq!(problem, (2, BlockProblem::NotACertificate("TRUSTED CERTIFICATE".into())));
+        let problem = block(read(Some(&format!("{crt}{key}")), Some(&key)));
+        assert_eq!(problem, (2, BlockProblem::NotACertificate("PRIVATE KEY".into())));
+        let truncated = &crt[..crt.len() - 10];
+        assert!(matches!(block(read(Some(truncated), Some(&key))), (1, BlockProblem::Pem(_))));
         assert_eq!(read(Some(&crt), Some(&crt)), Some(KeyPairError::NoPrivateKey));
         if super::super::key_check_provider().is_some() {
             let mismatch = read(Some(&other.cert.pem()), Some(&key));
