@@ -694,6 +694,20 @@ fn an_invalid_policy_still_reports_its_references() {
     assert_eq!(resolved_refs(&index, "p"), (true, Reason::ResolvedRefs));
 }
 
+/// A policy applies in its own namespace only: a Service of the same name
+/// in another namespace is not its target.
+#[test]
+fn a_policy_targets_its_own_namespace_only() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_service("elsewhere", "svc", &[("https", 443)]));
+    index.apply(&mk_policy("p", 0, "svc", None, "abc.example.com"));
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("p"));
+    let from = Referrer::gateway_api("HTTPRoute", "elsewhere");
+    let other = index.resolve(&BackendRef::service(from, "elsewhere", "svc", 443));
+    assert!(matches!(other.outcome(), Outcome::NoPolicy), "{other:?}");
+}
+
 #[test]
 fn unsupported_target_kind_is_invalid() {
     let mut index = mk_index();
@@ -758,6 +772,13 @@ fn udp_ports() {
     let resolution = index.resolve(&BackendRef::service(route(), NS, "dns", 5353));
     let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
     assert_eq!(applied.usable().unwrap_err()[0], PolicyProblem::UdpPort { port: 5353 });
+    // A whole-Service policy on a Service with UDP ports only has nothing
+    // to apply to.
+    let mut only_udp = mk_service(NS, "syslog", &[("udp", 514)]);
+    only_udp.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].protocol = Some("UDP".into());
+    index.apply(&only_udp);
+    index.apply(&mk_policy("syslog", 0, "syslog", None, "abc.example.com"));
+    assert_eq!(accepted(&index, "syslog"), (false, Reason::Invalid));
     // Nor through the cache, though the policy's own anchors are fine.
     let cache = crate::tls::TlsCache::default();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -926,6 +947,39 @@ mod grants {
         assert!(permitted(&index, &backend));
         index.delete::<v1::ReferenceGrant>(&ObjectKey::new(BACKEND_NS, "g"));
         assert!(!permitted(&index, &backend));
+    }
+
+    /// One grant with two `from` and two `to` entries allows every pair
+    /// of them, and nothing else.
+    #[test]
+    fn a_grant_allows_every_from_with_every_to() {
+        let mut index = setup();
+        index.apply(&mk_service(BACKEND_NS, "svc2", &[("https", 443)]));
+        index.apply(&mk_service(BACKEND_NS, "svc3", &[("https", 443)]));
+        let mut grant = mk_grant(BACKEND_NS, "g", HTTP_ROUTE, ("", "Service", Some("svc")));
+        grant.spec.from.push(ReferenceGrantFrom {
+            group: "gateway.networking.k8s.io".into(),
+            kind: "GRPCRoute".into(),
+            namespace: "frontend".into(),
+        });
+        grant.spec.to.push(ReferenceGrantTo {
+            group: "".into(),
+            kind: "Service".into(),
+            name: Some("svc2".into()),
+        });
+        index.apply(&grant);
+        let reference = |kind, namespace: &str, service: &str| {
+            let from = Referrer::gateway_api(kind, namespace);
+            permitted(&index, &BackendRef::service(from, BACKEND_NS, service, 443))
+        };
+        for kind in ["HTTPRoute", "GRPCRoute"] {
+            for service in ["svc", "svc2"] {
+                assert!(reference(kind, "frontend", service), "{kind} → {service}");
+            }
+            assert!(!reference(kind, "frontend", "svc3"), "{kind} → svc3");
+            assert!(!reference(kind, "elsewhere", "svc"), "{kind} from elsewhere");
+        }
+        assert!(!reference("TLSRoute", "frontend", "svc"));
     }
 
     #[test]

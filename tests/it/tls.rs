@@ -171,7 +171,10 @@ pub(crate) fn config(applied: &AppliedPolicy, client: Option<ClientCertificate>)
 }
 
 /// Serves one TLS connection with `chain`/`key`, requiring a client
-/// certificate from `client_ca` if given, answering any request with 200.
+/// certificate from `client_ca` if given. A request whose `host` header is
+/// the SNI the client sent gets 200, any other 421 (Misdirected Request):
+/// so every test that expects 200 also checks that the SNI is the
+/// policy's hostname.
 pub(crate) async fn serve(chain: &str, key: &str, client_ca: Option<&str>) -> SocketAddr {
     let chain: Vec<_> =
         CertificateDer::pem_slice_iter(chain.as_bytes()).map(Result::unwrap).collect();
@@ -198,9 +201,16 @@ pub(crate) async fn serve(chain: &str, key: &str, client_ca: Option<&str>) -> So
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         if let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await {
+            let sni = tls.get_ref().1.server_name().map(|name| format!("host: {name}\r\n"));
             let mut buf = [0; 1024];
-            let _ = tls.read(&mut buf).await;
-            let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+            let n = tls.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let response: &[u8] = match sni {
+                Some(host) if request.contains(&host) => b"HTTP/1.1 200 OK\r\n",
+                _ => b"HTTP/1.1 421 Misdirected Request\r\n",
+            };
+            let _ = tls.write_all(response).await;
+            let _ = tls.write_all(b"content-length: 0\r\n\r\n").await;
             let _ = tls.shutdown().await;
         }
     });
@@ -454,6 +464,22 @@ async fn wrong_ca_expired_leaf_and_intermediates() {
         .await
         .unwrap_err();
     assert!(expired(&error), "{error:?}");
+
+    // A leaf for clients only (no serverAuth) is refused, in SAN mode too.
+    let (client_only, client_key) = ca.issue(&[dns("abc.example.com")], -1, 30, true);
+    for sans in [json!(null), sans.clone()] {
+        let addr = serve(&client_only, &client_key, None).await;
+        let error = dial(addr, &config(&applied(&ca.pem, "abc.example.com", sans.clone()), None))
+            .await
+            .unwrap_err();
+        let purpose = matches!(
+            error,
+            rustls::Error::InvalidCertificate(
+                CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. }
+            )
+        );
+        assert!(purpose, "{sans}: {error:?}");
+    }
 
     // Root → intermediate → leaf; the policy trusts the root only.
     let intermediate = ca.intermediate("intermediate CA");
