@@ -566,7 +566,7 @@ impl Index {
     /// anchor's validity, so without this a CA that expires later would be
     /// trusted until its object changes. A bundle with a certificate that
     /// has expired since is now refused (its references become
-    /// `InvalidCACertificateRef`, and configurations built from then on
+    /// `ExpiredCertificate`, and configurations built from then on
     /// fail closed); one refused for a certificate not yet valid is read
     /// again. Returns the objects read again.
     pub fn recheck_ca_validity(&mut self, now: UnixTime) -> Vec<ObjectKey> {

@@ -66,6 +66,9 @@ pub struct SharedIndex {
     changes: Arc<tokio::sync::watch::Sender<u64>>,
     /// How many feeders have not finished their first list.
     listing: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Whether a feeder went before its first list: its kind may lack
+    /// objects for good, so the data path keeps refusing.
+    abandoned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for SharedIndex {
@@ -74,14 +77,16 @@ impl Default for SharedIndex {
             index: Arc::default(),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
             listing: Arc::new(tokio::sync::watch::channel(0).0),
+            abandoned: Arc::default(),
         }
     }
 }
 
 impl SharedIndex {
-    /// Read access, for `resolve`, `policy_conditions` and the like. Hold it
-    /// briefly: watchers wait while it is held. (What holds the index may
-    /// change; only `Deref` is promised.)
+    /// Read access, for `policy_conditions` and the like. Hold it briefly:
+    /// watchers wait while it is held. (What holds the index may change;
+    /// only `Deref` is promised.) The data path resolves with
+    /// [`Self::resolve`], which knows whether the index is complete.
     pub fn read(&self) -> impl Deref<Target = Index> + '_ {
         // The index has no invariants a panicking writer could break
         // half-way that a reader could not survive; keep serving.
@@ -94,13 +99,19 @@ impl SharedIndex {
     /// Before every watch has listed, the policy for a backend may not be in
     /// the index yet, and `Outcome::NoPolicy` would send its traffic in
     /// plaintext. A feeder made later (a new namespace watched, say) holds
-    /// every backend back again until it has listed.
+    /// every backend back again until it has listed. A feeder dropped
+    /// before its first list (its watch task ended or panicked) holds them
+    /// back for good: what it was to list may never arrive. A watch that
+    /// can never list (RBAC forbids it, the CRD is not installed) holds
+    /// them back too, so every request fails until it is fixed; its errors
+    /// are logged as they come.
     ///
     /// # Errors
     ///
     /// [`NotSynced`]: answer 503, as for a policy that cannot be satisfied.
     pub fn resolve(&self, backend: &BackendRef) -> Result<Outcome, NotSynced> {
-        if !self.is_synced() {
+        let abandoned = self.abandoned.load(std::sync::atomic::Ordering::Acquire);
+        if abandoned || !self.is_synced() {
             return Err(NotSynced);
         }
         Ok(self.read().resolve(backend).into_outcome())
@@ -276,10 +287,12 @@ impl<K: Indexed> Feeder<K> {
     }
 }
 
-/// A feeder dropped before its first list no longer holds the index back.
+/// A feeder dropped before its first list no longer holds status writes
+/// back, but [`SharedIndex::resolve`] refuses from then on.
 impl<K> Drop for Feeder<K> {
     fn drop(&mut self) {
         if std::mem::take(&mut self.listing) {
+            self.index.abandoned.store(true, std::sync::atomic::Ordering::Release);
             self.index.one_listed();
         }
     }

@@ -364,8 +364,9 @@ pub struct Merged {
 /// `observedGeneration` is newer than the one offered is kept (we are looking
 /// at an old version of the policy). At most [`MAX_ANCESTORS`] entries are
 /// written; the ancestors that did not fit come back in [`Merged::dropped`].
-/// An ancestor offered twice (with its defaults written out or not) is
-/// reported once, with the first conditions offered for it. Merging the
+/// An ancestor offered twice (its group and kind written out or not; its
+/// namespace is compared as given) is reported once, with the first
+/// conditions offered for it. Merging the
 /// result again with the same input changes nothing.
 pub fn merge(
     existing: Option<&PolicyStatus>,

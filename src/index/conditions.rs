@@ -4,7 +4,7 @@
 use super::{BackendPort, Index, ObjectKey, PolicyEntry, PolicyProblem, TrustAnchors};
 use crate::{
     policy::{CaCertificateRef, GroupKind},
-    status::{ConditionState, PolicyConditions, Reason, TargetProblem},
+    status::{ConditionState, PolicyConditions, Reason, RefProblem, TargetProblem},
 };
 
 impl Index {
@@ -13,13 +13,15 @@ impl Index {
     /// `Accepted` is `False` with, in this order of precedence: `Invalid`
     /// (the spec does not validate, has bad options under the
     /// [options domain](Index::set_options_domain), names an unsupported CA
-    /// set or target kind, or targets UDP only), `TargetNotFound` (a target or its port is
-    /// missing), `Conflicted` (another policy wins a target), or
-    /// `NoValidCACertificate` (no CA reference resolves); otherwise `True`.
-    /// `ResolvedRefs` is `False` with `InvalidKind` or
-    /// `InvalidCACertificateRef` (the first bad reference's reason) when any
-    /// CA reference does not resolve, whether or not the spec validates. Messages name every offending target,
-    /// reference or field and say why.
+    /// set or target kind, or targets UDP only), `TargetNotFound` (a target
+    /// or its port is missing), `Conflicted` (another policy wins a target),
+    /// or `NoValidCACertificate` (no CA reference resolves); otherwise
+    /// `True`. `ResolvedRefs` is `False` when any CA reference does not
+    /// resolve, whether or not the spec validates, with the first bad
+    /// reference's reason among `InvalidKind` and `InvalidCACertificateRef`,
+    /// else (certificates that are only outside their validity)
+    /// `ExpiredCertificate` or `NotYetValidCertificate`. Messages name every
+    /// offending target, reference or field and say why.
     pub fn policy_conditions(&self, key: &ObjectKey) -> Option<PolicyConditions> {
         let entry = self.policies.get(&key.namespace, &key.name)?;
         let mut invalid = Vec::new();
@@ -104,7 +106,13 @@ impl Index {
             }
             ConditionState { status: true, reason: Reason::Accepted, message }
         };
-        let resolved_refs = match ref_problems.first() {
+        // Gateway API's own reasons (a reference missing, malformed or of
+        // an unsupported kind) before the implementation-specific ones for
+        // certificates' validity; among those, the first reference's.
+        let standard = |p: &&RefProblem| {
+            matches!(p.reason(), Reason::InvalidKind | Reason::InvalidCACertificateRef)
+        };
+        let resolved_refs = match ref_problems.iter().find(standard).or(ref_problems.first()) {
             None => ConditionState {
                 status: true,
                 reason: Reason::ResolvedRefs,

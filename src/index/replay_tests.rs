@@ -792,8 +792,7 @@ fn hand_out(
             let tls = cache.client_config_with_provider(&applied, &params, provider.clone());
             // Without a provider to check a client key with, a key that
             // does not fit is refused only here.
-            let Ok(tls) =
-                tls.map_err(|e| assert!(crate::tls::key_check_provider().is_none(), "{e}"))
+            let Ok(tls) = tls.map_err(|e| assert!(crate::tls::check_provider().is_none(), "{e}"))
             else {
                 continue;
             };

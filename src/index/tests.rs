@@ -360,7 +360,7 @@ fn tls_secrets_are_parsed_when_asked_for() {
     assert!(!key_pair(&index).is_parsed());
     let read = index.client_certificate_from_ref(NS, &reference);
     assert!(key_pair(&index).is_parsed());
-    if crate::tls::key_check_provider().is_some() {
+    if crate::tls::check_provider().is_some() {
         let error = read.unwrap_err();
         assert!(error.to_string().contains("tls.key does not fit tls.crt"), "{error}");
     }
@@ -407,6 +407,13 @@ fn a_ca_that_expires_later_is_refused_then() {
         [ObjectKey::new(NS, "ca"), ObjectKey::new(NS, "ca-secret")]
     );
     assert_eq!(resolved_refs(&index, "expiring"), (false, Reason::ExpiredCertificate));
+    // Gateway API's reason for a missing reference wins over ours for an
+    // expired one, whatever their order.
+    let mut both = mk_policy("both", 0, "svc", None, "abc.example.com");
+    both.spec.validation.ca_certificate_refs = Some(vec![cm_ref("ca"), cm_ref("missing")]);
+    index.apply(&both);
+    assert_eq!(resolved_refs(&index, "both"), (false, Reason::InvalidCACertificateRef));
+    index.delete::<v1::BackendTlsPolicy>(&ObjectKey::new(NS, "both"));
     let conditions = index.policy_conditions(&ObjectKey::new(NS, "expiring")).unwrap();
     assert!(conditions.resolved_refs.message.contains("block 2: expired at"), "{conditions:?}");
     let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
@@ -1117,5 +1124,24 @@ fn options_under_the_implementations_domain() {
     index.set_options_domain(Some("other.example.org")).unwrap();
     assert_eq!(accepted(&index, "p"), (false, Reason::Invalid), "`anything` is unknown");
     index.set_options_domain(None).unwrap();
+    assert_eq!(accepted(&index, "p"), (true, Reason::Accepted));
+
+    // Suites that leave nothing for the allowed versions, whoever offers
+    // them (TLS 1.3 suites with TLS 1.2 at most): Invalid. Judged with a
+    // provider that offers them; a group the built-in one lacks is left
+    // to the configuration's build.
+    index.set_options_domain(Some("example.com")).unwrap();
+    let with = |options: &[(&str, &str)]| {
+        let mut policy = policy.clone();
+        let options = options.iter().map(|(k, v)| (format!("example.com/{k}"), v.to_string()));
+        policy.spec.options = Some(options.collect());
+        policy
+    };
+    index
+        .apply(&with(&[("cipher-suites", "TLS13_AES_128_GCM_SHA256"), ("max-tls-version", "1.2")]));
+    if crate::tls::check_provider().is_some() {
+        assert_eq!(accepted(&index, "p"), (false, Reason::Invalid));
+    }
+    index.apply(&with(&[("key-exchange-groups", "FFDHE2048"), ("max-tls-version", "1.2")]));
     assert_eq!(accepted(&index, "p"), (true, Reason::Accepted));
 }

@@ -86,7 +86,7 @@ impl ClientCertificate {
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| KeyPairError::NoPrivateKey)?;
         // The key check needs a provider; with none at all, rustls still
         // refuses a mismatched key when the config is built.
-        if let Some(provider) = super::key_check_provider() {
+        if let Some(provider) = super::check_provider() {
             CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
                 .map_err(KeyPairError::Mismatch)?;
         }
@@ -360,7 +360,7 @@ mod tests {
         let truncated = &crt[..crt.len() - 10];
         assert!(matches!(block(read(Some(truncated), Some(&key))), (1, BlockProblem::Pem(_))));
         assert_eq!(read(Some(&crt), Some(&crt)), Some(KeyPairError::NoPrivateKey));
-        if super::super::key_check_provider().is_some() {
+        if super::super::check_provider().is_some() {
             let mismatch = read(Some(&other.cert.pem()), Some(&key));
             assert!(matches!(mismatch, Some(KeyPairError::Mismatch(_))), "{mismatch:?}");
         }

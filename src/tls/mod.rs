@@ -78,7 +78,11 @@ pub enum TlsError {
         /// Why.
         problems: Vec<PolicyProblem>,
     },
-    /// The policy's options are invalid.
+    /// The policy's options ask for what `provider` does not offer (a
+    /// suite or group it lacks, or nothing left for the allowed versions).
+    /// Options that are wrong whatever the provider make the policy
+    /// unusable instead ([`TlsError::Unusable`] with
+    /// [`PolicyProblem::Options`]).
     #[error("BackendTLSPolicy {policy} has invalid options: {}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Options {
         /// The policy.
@@ -112,8 +116,9 @@ pub fn client_config(applied: &AppliedPolicy, params: &TlsParams) -> Result<Back
 /// # Errors
 ///
 /// [`TlsError::Unusable`] when the policy has problems (invalid, CA
-/// references that do not resolve, a UDP port…), [`TlsError::Options`] for
-/// bad options, [`TlsError::Rustls`] when rustls refuses the result (for
+/// references that do not resolve, a UDP port, options wrong whatever the
+/// provider…), [`TlsError::Options`] for options `provider` cannot meet,
+/// [`TlsError::Rustls`] when rustls refuses the result (for
 /// example a client key that does not match its certificate).
 pub fn client_config_with_provider(
     applied: &AppliedPolicy,
@@ -186,10 +191,12 @@ pub(crate) fn default_provider() -> Result<Arc<CryptoProvider>, TlsError> {
     built_in().filter(|_| one).ok_or(TlsError::NoDefaultProvider)
 }
 
-/// A provider to check a private key against its certificate with: the
-/// default one, else any the crate's features build in (for loading a key,
-/// which one does not matter, so two built in are no ambiguity).
-pub(crate) fn key_check_provider() -> Option<Arc<CryptoProvider>> {
+/// A provider to check a private key against its certificate, or what a
+/// policy's suites and groups leave for its TLS versions, with: the default
+/// one, else any the crate's features build in (two built in are no
+/// ambiguity: which one loads a key, or says a suite's version, does not
+/// matter).
+pub(crate) fn check_provider() -> Option<Arc<CryptoProvider>> {
     default_provider().ok().or_else(built_in)
 }
 

@@ -123,10 +123,25 @@ fn read<'a>(
 }
 
 /// What is wrong with the policy's options under `domain` whatever the
-/// crypto provider: what status reports. A name the provider at hand does
-/// not offer is refused only by [`settings`].
+/// crypto provider: what status reports. Whether the suites and groups
+/// named leave something for the allowed versions is a property of those
+/// suites and groups, judged with a provider that offers them all; a name
+/// the provider at hand does not offer is refused only by [`settings`].
 pub(crate) fn check(policy: &ValidatedPolicy, domain: &str) -> Vec<OptionError> {
-    read(policy, Some(domain)).err().unwrap_or_default()
+    let options = match read(policy, Some(domain)) {
+        Ok(options) => options,
+        Err(errors) => return errors,
+    };
+    let Some(provider) = super::check_provider() else { return Vec::new() };
+    let offers = |names: &Option<Vec<&str>>, offered: &[&str]| {
+        names.iter().flatten().all(|name| offered.contains(name))
+    };
+    let suites: Vec<_> = provider.cipher_suites.iter().filter_map(|s| s.suite().as_str()).collect();
+    let groups: Vec<_> = provider.kx_groups.iter().filter_map(|g| g.name().as_str()).collect();
+    if !offers(&options.suites, &suites) || !offers(&options.groups, &groups) {
+        return Vec::new();
+    }
+    apply(options, Some(domain), &provider).err().unwrap_or_default()
 }
 
 /// Applies the policy's options under `domain` to a copy of `provider`.
@@ -135,7 +150,15 @@ pub(crate) fn settings(
     domain: Option<&str>,
     provider: &CryptoProvider,
 ) -> Result<Settings, Vec<OptionError>> {
-    let options = read(policy, domain)?;
+    apply(read(policy, domain)?, domain, provider)
+}
+
+/// Applies options read under `domain` to a copy of `provider`.
+fn apply(
+    options: Options<'_>,
+    domain: Option<&str>,
+    provider: &CryptoProvider,
+) -> Result<Settings, Vec<OptionError>> {
     let mut errors = Vec::new();
     let mut provider = provider.clone();
     let bad =

@@ -320,8 +320,14 @@ async fn resolve_refuses_until_every_first_list() {
     };
     assert_eq!(applied.policy_key(), &ObjectKey::new("shop", "p"));
     // A feeder made later (another namespace watched) holds it back again.
-    let later = index.feeder::<Service>();
+    let mut later = index.feeder::<Service>();
     assert!(matches!(index.resolve(&backend), Err(NotSynced { .. })));
-    drop(later);
+    later.handle(Event::Init);
+    later.handle(Event::InitDone);
     assert!(index.resolve(&backend).is_ok());
+    // One that goes before its first list (its task ended) leaves its kind
+    // incomplete for good: status may be written, the data path refuses.
+    drop(index.feeder::<BackendTlsPolicy>());
+    assert!(index.is_synced());
+    assert!(matches!(index.resolve(&backend), Err(NotSynced { .. })));
 }

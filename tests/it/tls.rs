@@ -165,16 +165,24 @@ pub(crate) fn applied(ca_pem: &str, hostname: &str, sans: serde_json::Value) -> 
     resolve_shop(&index)
 }
 
+/// The configuration for `applied`, whose server name is checked against
+/// the policy's `hostname` as written (and `serve` checks that the SNI is
+/// that name).
 pub(crate) fn config(applied: &AppliedPolicy, client: Option<ClientCertificate>) -> BackendTls {
     let params = TlsParams { client_certificate: client, ..Default::default() };
-    tls::client_config_with_provider(applied, &params, provider()).unwrap()
+    let tls = tls::client_config_with_provider(applied, &params, provider()).unwrap();
+    let hostname = applied.policy().spec.validation.hostname.clone();
+    assert_eq!(tls.server_name, ServerName::try_from(hostname).unwrap());
+    tls
 }
 
 /// Serves one TLS connection with `chain`/`key`, requiring a client
 /// certificate from `client_ca` if given. A request whose `host` header is
 /// the SNI the client sent gets 200, any other 421 (Misdirected Request):
-/// so every test that expects 200 also checks that the SNI is the
-/// policy's hostname.
+/// `dial` sends the configuration's server name as the host, and `config`
+/// checks that name against the policy's `hostname`, so every test that
+/// expects 200 from a configuration made by `config` also checks that the
+/// SNI on the wire is the policy's hostname.
 pub(crate) async fn serve(chain: &str, key: &str, client_ca: Option<&str>) -> SocketAddr {
     let chain: Vec<_> =
         CertificateDer::pem_slice_iter(chain.as_bytes()).map(Result::unwrap).collect();
@@ -731,7 +739,7 @@ fn options_narrow_the_configuration() {
             .crypto_provider()
             .cipher_suites
             .iter()
-            .any(|s| s.version() == &rustls::version::TLS13)
+            .all(|s| s.version() == &rustls::version::TLS13)
     );
 
     let defaults = policy_with(json!({}));
