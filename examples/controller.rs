@@ -23,9 +23,9 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use backend_tls_policy::{
     api::v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
-    index::ObjectKey,
+    index::{Indexed, ObjectKey},
     name::ControllerName,
-    runtime::{SharedIndex, StatusWrite, write_all_status},
+    runtime::{SharedIndex, StatusError, StatusWrite, write_all_status},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::{Api, Client, Resource, api::ListParams};
@@ -92,26 +92,27 @@ async fn main() -> ExitCode {
         }
     };
     let index = SharedIndex::default();
-    let mut tasks = vec![
-        tokio::spawn(index.watch(Api::<BackendTlsPolicy>::all(client.clone()))),
-        tokio::spawn(index.watch(Api::<ReferenceGrant>::all(client.clone()))),
-        // Refuses CA objects as their certificates expire.
-        tokio::spawn({
-            let index = index.clone();
-            async move { index.track_ca_validity().await }
-        }),
-    ];
+    // Each runs for good; one that ends stops the controller.
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(index.watch(Api::<BackendTlsPolicy>::all(client.clone())));
+    tasks.spawn(index.watch(Api::<ReferenceGrant>::all(client.clone())));
+    // Refuses CA objects as their certificates expire.
+    tasks.spawn({
+        let index = index.clone();
+        async move { index.track_ca_validity().await }
+    });
     // Each core kind is watched only if it can be listed: status waits for
     // every watch's first list, and one that can never list would hold it
     // back for good.
-    if listable::<Service>(&client).await {
-        tasks.push(tokio::spawn(index.watch(Api::<Service>::all(client.clone()))));
-    }
-    if listable::<ConfigMap>(&client).await {
-        tasks.push(tokio::spawn(index.watch(Api::<ConfigMap>::all(client.clone()))));
-    }
-    if listable::<Secret>(&client).await {
-        tasks.push(tokio::spawn(index.watch(Api::<Secret>::all(client.clone()))));
+    for listed in [
+        watch_if_listable::<Service>(&index, &client, &mut tasks).await,
+        watch_if_listable::<ConfigMap>(&index, &client, &mut tasks).await,
+        watch_if_listable::<Secret>(&index, &client, &mut tasks).await,
+    ] {
+        if let Err(e) = listed {
+            error!(error = %e, "cannot tell whether a kind can be listed");
+            return ExitCode::FAILURE;
+        }
     }
     if !args.manifests.is_empty() {
         let loaded = manifests::read(&args.manifests).map(|documents| {
@@ -137,61 +138,112 @@ async fn main() -> ExitCode {
     let mut changes = index.changes();
     // Made once: a signal between two waits is not lost.
     let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
+    // Grows while writes fail (RBAC, admission, an API server in trouble),
+    // so that failing writes are not sent again at every change.
+    let mut backoff = Duration::ZERO;
     info!(gateway = %args.gateway, controller = %args.controller_name, "keeping BackendTLSPolicy status current");
     loop {
-        if !index.is_synced() {
-            info!("waiting for every watch's first list before writing status");
+        let waiting = index.waiting_for();
+        if !waiting.is_empty() {
+            info!(?waiting, "waiting for these watches' first list before writing status");
         }
-        for (policy, result) in
-            write_all_status(&index, &client, &args.controller_name, |_| vec![ancestor.clone()])
-                .await
-        {
+        let pass =
+            write_all_status(&index, &client, &args.controller_name, |_| vec![ancestor.clone()]);
+        let results = tokio::select! {
+            _ = &mut stop => break,
+            results = pass => results,
+        };
+        let mut failed = false;
+        for (policy, result) in results {
             match result {
                 Ok(StatusWrite::Written) => info!(%policy, "status written"),
                 Ok(_) => {}
+                // Our copy is older than the stored one, or gone: the watch
+                // brings the news, and the next pass writes from it.
+                Err(e @ (StatusError::Conflict(_) | StatusError::NotFound(_))) => {
+                    info!(%policy, reason = %e, "status not written; will write from the next copy")
+                }
                 Err(e) => {
+                    failed |= !matches!(e, StatusError::TooManyAncestors { .. });
                     let cause =
                         std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
-                    warn!(%policy, error = %e, %cause, "status not written; will retry");
+                    warn!(%policy, error = %e, %cause, "status not written");
                 }
             }
         }
+        backoff = if failed {
+            (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF)
+        } else {
+            Duration::ZERO
+        };
+        if failed {
+            warn!(?backoff, "status writes failed; waiting before the next pass");
+        }
         tokio::select! {
             _ = &mut stop => break,
-            _ = changes.changed() => {
-                // Let a burst of events settle before writing.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                changes.borrow_and_update();
+            done = tasks.join_next() => {
+                error!(?done, "a watch task ended; the index would go stale");
+                return ExitCode::FAILURE;
             }
-            // Retry failed writes and pick up anything missed.
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = async {
+                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    _ = changes.changed() => {
+                        // Let a burst of events settle before writing.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        changes.borrow_and_update();
+                    }
+                    // Retry failed writes and pick up anything missed.
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                }
+            } => {}
         }
     }
     info!("shutting down");
-    tasks.iter().for_each(tokio::task::JoinHandle::abort);
     ExitCode::SUCCESS
 }
 
-/// Whether `K` can be listed here: the CRD-only test server has no core
-/// API, and RBAC may forbid a kind. If not, it comes from `--manifests`.
-async fn listable<K>(client: &Client) -> bool
+/// The longest wait between passes while status writes fail.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Watches `K` if it can be listed here: the CRD-only test server has no
+/// core API, and RBAC may forbid a kind; then it comes from `--manifests`.
+/// Other errors (the API server restarting, a timeout) are retried a few
+/// times, then returned: taking a kind for absent because of one would
+/// publish wrong status for every policy that names its objects.
+async fn watch_if_listable<K>(
+    index: &SharedIndex,
+    client: &Client,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Indexed + Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Send + Sync + 'static,
 {
     let kind = K::kind(&()).into_owned();
-    match Api::<K>::all(client.clone()).list(&ListParams::default().limit(1)).await {
-        Ok(_) => {
-            info!(%kind, "watching");
-            true
-        }
-        // The CRD-only test server answers 404 without a Status body.
-        Err(kube::Error::Api(status)) if matches!(status.code, 0 | 404) => {
-            warn!(%kind, "not served by this API server; taking them from --manifests");
-            false
-        }
-        Err(e) => {
-            warn!(%kind, error = %e, "cannot list; taking them from --manifests");
-            false
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match Api::<K>::all(client.clone()).list(&ListParams::default().limit(1)).await {
+            Ok(_) => {
+                info!(%kind, "watching");
+                tasks.spawn(index.watch(Api::<K>::all(client.clone())));
+                return Ok(());
+            }
+            // The CRD-only test server answers 404 without a Status body.
+            Err(kube::Error::Api(status)) if matches!(status.code, 0 | 404) => {
+                warn!(%kind, "not served by this API server; taking them from --manifests");
+                return Ok(());
+            }
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                warn!(%kind, message = %status.message, "forbidden; taking them from --manifests");
+                return Ok(());
+            }
+            Err(e) if wait < Duration::from_secs(8) => {
+                warn!(%kind, error = %e, ?wait, "cannot list yet; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(e) => return Err(e),
         }
     }
 }

@@ -33,7 +33,7 @@
 //! ```
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, BTreeSet, HashSet},
     fmt::Debug,
     ops::Deref,
     sync::{Arc, RwLock},
@@ -64,11 +64,24 @@ use crate::{
 pub struct SharedIndex {
     index: Arc<RwLock<Index>>,
     changes: Arc<tokio::sync::watch::Sender<u64>>,
-    /// How many feeders have not finished their first list.
-    listing: Arc<tokio::sync::watch::Sender<usize>>,
-    /// Whether a feeder went before its first list: its kind may lack
-    /// objects for good, so the data path keeps refusing.
-    abandoned: Arc<std::sync::atomic::AtomicBool>,
+    /// The feeders that have not finished their first list.
+    listing: Arc<tokio::sync::watch::Sender<Listing>>,
+}
+
+/// Which feeders, by kind, the index waits for.
+#[derive(Default)]
+struct Listing {
+    /// Feeders still to finish their first list, by kind.
+    pending: BTreeMap<&'static str, usize>,
+    /// Kinds whose feeder went before its first list: they may lack objects
+    /// for good.
+    abandoned: BTreeSet<&'static str>,
+}
+
+impl Listing {
+    fn is_complete(&self) -> bool {
+        self.pending.is_empty() && self.abandoned.is_empty()
+    }
 }
 
 impl Default for SharedIndex {
@@ -76,8 +89,7 @@ impl Default for SharedIndex {
         Self {
             index: Arc::default(),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
-            listing: Arc::new(tokio::sync::watch::channel(0).0),
-            abandoned: Arc::default(),
+            listing: Arc::new(tokio::sync::watch::channel(Listing::default()).0),
         }
     }
 }
@@ -104,14 +116,13 @@ impl SharedIndex {
     /// back for good: what it was to list may never arrive. A watch that
     /// can never list (RBAC forbids it, the CRD is not installed) holds
     /// them back too, so every request fails until it is fixed; its errors
-    /// are logged as they come.
+    /// are logged as they come, and [`Self::waiting_for`] names its kind.
     ///
     /// # Errors
     ///
     /// [`NotSynced`]: answer 503, as for a policy that cannot be satisfied.
     pub fn resolve(&self, backend: &BackendRef) -> Result<Outcome, NotSynced> {
-        let abandoned = self.abandoned.load(std::sync::atomic::Ordering::Acquire);
-        if abandoned || !self.is_synced() {
+        if !self.is_synced() {
             return Err(NotSynced);
         }
         Ok(self.read().resolve(backend).into_outcome())
@@ -129,32 +140,63 @@ impl SharedIndex {
     }
 
     /// A feeder for watcher events of kind `K`. Until it has handled its
-    /// first `InitDone` (or is dropped), the index is not
-    /// [synced](Self::is_synced).
+    /// first `InitDone`, the index is not [synced](Self::is_synced); if it
+    /// is dropped before, the index never is.
     pub fn feeder<K: Indexed>(&self) -> Feeder<K> {
-        self.listing.send_modify(|n| *n += 1);
-        Feeder { index: self.clone(), relist: None, fed: HashSet::new(), listing: true }
+        let kind = kind_name::<K>();
+        self.listing.send_modify(|l| *l.pending.entry(kind).or_default() += 1);
+        Feeder {
+            index: self.clone(),
+            kind,
+            relist: None,
+            fed: HashSet::new(),
+            listing: true,
+            objects: std::marker::PhantomData,
+        }
     }
 
-    /// Whether every feeder has finished its first list: before that, the
-    /// index lacks objects the cluster has, and conditions computed from it
-    /// would be wrong (a CA ConfigMap not yet listed reads as missing).
+    /// Whether every feeder has finished its first list, and none went
+    /// before: until then the index lacks objects the cluster has, so
+    /// conditions computed from it would be wrong (a CA ConfigMap not yet
+    /// listed reads as missing), and so would "no policy applies".
     pub fn is_synced(&self) -> bool {
-        *self.listing.borrow() == 0
+        self.listing.borrow().is_complete()
     }
 
-    /// One feeder less to wait for; signalled as a change, since the index
-    /// may be synced now.
-    fn one_listed(&self) {
-        self.listing.send_modify(|n| *n -= 1);
+    /// The kinds the index waits for: those with a feeder that has not
+    /// finished its first list, and those whose feeder was dropped before
+    /// (for good). Empty when [synced](Self::is_synced). For logs and
+    /// readiness probes: a kind that stays here names the watch that
+    /// cannot list.
+    pub fn waiting_for(&self) -> Vec<&'static str> {
+        let listing = self.listing.borrow();
+        let kinds = listing.pending.keys().chain(&listing.abandoned).copied();
+        kinds.collect::<BTreeSet<_>>().into_iter().collect()
+    }
+
+    /// A feeder of `kind` is done with its first list, or `abandoned` it;
+    /// signalled as a change, since the index may be synced now.
+    fn one_listed(&self, kind: &'static str, abandoned: bool) {
+        self.listing.send_modify(|l| {
+            if let Some(n) = l.pending.get_mut(kind) {
+                *n -= 1;
+                if *n == 0 {
+                    l.pending.remove(kind);
+                }
+            }
+            if abandoned {
+                l.abandoned.insert(kind);
+            }
+        });
         self.changes.send_modify(|n| *n += 1);
     }
 
-    /// Waits until [`Self::is_synced`].
+    /// Waits until [`Self::is_synced`] (forever, if a feeder was dropped
+    /// before its first list).
     pub async fn synced(&self) {
         let mut listing = self.listing.subscribe();
         // The sender lives as long as `self`: this cannot fail.
-        let _ = listing.wait_for(|n| *n == 0).await;
+        let _ = listing.wait_for(Listing::is_complete).await;
     }
 
     /// Feeds a watcher stream of kind `K` (for example one the controller
@@ -173,10 +215,11 @@ impl SharedIndex {
                 match event {
                     Ok(event) => feeder.handle(event),
                     Err(error) => {
-                        tracing::warn!(%error, kind = std::any::type_name::<K>(), "watch failed; retrying")
+                        tracing::warn!(%error, kind = kind_name::<K>(), "watch failed; retrying")
                     }
                 }
             }
+            tracing::warn!(kind = kind_name::<K>(), "watch ended: the index no longer follows it");
         }
     }
 
@@ -229,20 +272,27 @@ impl SharedIndex {
 pub struct NotSynced;
 
 /// Applies watcher events of one kind to a [`SharedIndex`], with the
-/// watcher's restart semantics: after `Init`, objects are collected until
-/// `InitDone` and then applied at once, and what this feeder had fed that
-/// the new list lacks is deleted (it went while the watch was down).
+/// watcher's restart semantics: the objects of a list are applied as they
+/// come (`InitApply`), and at its end (`InitDone`) what this feeder had fed
+/// that the list lacks is deleted (it went while the watch was down). Only
+/// their keys are kept meanwhile, and the index is locked per object, so a
+/// relist of many large objects neither holds them all nor stalls readers.
 ///
 /// A relist speaks for its own watch only: feeders of one kind for
 /// different namespaces or selectors, and objects applied to the index
 /// otherwise (say, from files), do not remove each other's objects.
 pub struct Feeder<K> {
     index: SharedIndex,
-    relist: Option<Vec<K>>,
+    /// The kind, for logs and [`SharedIndex::waiting_for`].
+    kind: &'static str,
+    /// The keys of the list in progress.
+    relist: Option<HashSet<ObjectKey>>,
     /// The objects this feeder put in the index and has not deleted.
     fed: HashSet<ObjectKey>,
     /// Whether the first list is still to come.
     listing: bool,
+    /// Takes events of `K` (and is `Send` whatever `K` is).
+    objects: std::marker::PhantomData<fn(K)>,
 }
 
 impl<K: Indexed> Feeder<K> {
@@ -259,43 +309,53 @@ impl<K: Indexed> Feeder<K> {
                     self.index.update(|index| index.delete::<K>(&key));
                 }
             }
-            watcher::Event::Init => self.relist = Some(Vec::new()),
-            watcher::Event::InitApply(object) => self.relist.get_or_insert_default().push(object),
+            watcher::Event::Init => self.relist = Some(HashSet::new()),
+            watcher::Event::InitApply(object) => {
+                if let Some(key) = object.key() {
+                    self.fed.insert(key.clone());
+                    self.relist.get_or_insert_default().insert(key);
+                }
+                self.index.update(|index| index.apply(&object));
+            }
             watcher::Event::InitDone => {
-                let objects = self.relist.take().unwrap_or_default();
-                let listed: HashSet<ObjectKey> = objects.iter().filter_map(K::key).collect();
+                let listed = self.relist.take().unwrap_or_default();
                 let gone: Vec<ObjectKey> = self.fed.difference(&listed).cloned().collect();
                 self.fed = listed;
-                self.index.update(|index| {
-                    for key in &gone {
-                        index.delete::<K>(key);
-                    }
-                    for object in &objects {
-                        index.apply(object);
-                    }
-                });
-                self.listed();
+                if !gone.is_empty() {
+                    self.index.update(|index| {
+                        for key in &gone {
+                            index.delete::<K>(key);
+                        }
+                    });
+                }
+                if std::mem::take(&mut self.listing) {
+                    self.index.one_listed(self.kind, false);
+                }
             }
-        }
-    }
-
-    /// Counts this feeder's first list as done.
-    fn listed(&mut self) {
-        if std::mem::take(&mut self.listing) {
-            self.index.one_listed();
         }
     }
 }
 
-/// A feeder dropped before its first list no longer holds status writes
-/// back, but [`SharedIndex::resolve`] refuses from then on.
+/// A feeder dropped before its first list leaves its kind incomplete for
+/// good: the index is never [synced](SharedIndex::is_synced) from then on,
+/// so the data path refuses and status is not written.
 impl<K> Drop for Feeder<K> {
     fn drop(&mut self) {
         if std::mem::take(&mut self.listing) {
-            self.index.abandoned.store(true, std::sync::atomic::Ordering::Release);
-            self.index.one_listed();
+            tracing::error!(
+                kind = self.kind,
+                "a watch ended before its first list: the index stays incomplete, \
+                 so backends are refused (NotSynced) and status is not written"
+            );
+            self.index.one_listed(self.kind, true);
         }
     }
+}
+
+/// The last segment of `K`'s type name: `ConfigMap`, `BackendTlsPolicy`.
+fn kind_name<K>() -> &'static str {
+    let name = std::any::type_name::<K>();
+    name.rsplit("::").next().unwrap_or(name)
 }
 
 /// What [`write_status`] did.
