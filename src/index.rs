@@ -146,8 +146,51 @@ pub struct BackendPort {
     pub name: Option<String>,
     /// The port number routes refer to.
     pub port: i32,
-    /// Whether the port carries UDP, to which TLS policies do not apply.
-    pub udp: bool,
+    /// The port's protocol: TLS policies apply to TCP ports only.
+    pub protocol: PortProtocol,
+}
+
+/// The protocol of a backend port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PortProtocol {
+    /// TCP, the default: what TLS runs over.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+    /// A protocol Kubernetes does not allow (from a file, say).
+    Other,
+}
+
+impl PortProtocol {
+    /// A Service port's `protocol`, TCP when unset.
+    pub fn of_service_port(protocol: Option<&str>) -> Self {
+        match protocol {
+            None | Some("TCP") => Self::Tcp,
+            Some("UDP") => Self::Udp,
+            Some("SCTP") => Self::Sctp,
+            Some(_) => Self::Other,
+        }
+    }
+
+    /// Whether TLS (and so a BackendTLSPolicy) can apply to the port.
+    pub fn is_tcp(self) -> bool {
+        self == Self::Tcp
+    }
+}
+
+impl fmt::Display for PortProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+            Self::Sctp => "SCTP",
+            Self::Other => "not TCP",
+        })
+    }
 }
 
 impl BackendPort {
@@ -1018,7 +1061,7 @@ impl Indexed for Service {
             .map(|p| BackendPort {
                 name: p.name.clone().filter(|n| !n.is_empty()),
                 port: p.port,
-                udp: p.protocol.as_deref() == Some("UDP"),
+                protocol: PortProtocol::of_service_port(p.protocol.as_deref()),
             })
             .collect();
         index.set_ports(BackendKind::Service, &key, Some(ports));

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::{
     api::v1::{ParentReference, PolicyAncestorStatus, PolicyStatus},
+    index::PortProtocol,
     policy::{CaCertificateRef, GroupKind},
     tls::ca::{BlockError, BlockProblem, BundleError},
 };
@@ -232,17 +233,20 @@ pub(crate) enum TargetProblem {
         /// The section name.
         section: String,
     },
-    /// The section names a UDP port; TLS policies apply to TCP only.
-    UdpPort {
+    /// The section names a port that is not TCP; TLS policies apply to TCP
+    /// only.
+    NotTcp {
         /// Its position in `targetRefs`.
         index: usize,
         /// Its kind and name.
         target: String,
         /// The section name.
         section: String,
+        /// The port's protocol.
+        protocol: PortProtocol,
     },
-    /// The whole target is named and all of its ports are UDP.
-    OnlyUdpPorts {
+    /// The whole target is named and none of its ports is TCP.
+    NoTcpPorts {
         /// Its position in `targetRefs`.
         index: usize,
         /// Its kind and name.
@@ -274,13 +278,13 @@ impl fmt::Display for TargetProblem {
             Self::NoSuchPort { index, target, section } => {
                 write!(f, "targetRefs[{index}]: {target} has no port named {section}")
             }
-            Self::UdpPort { index, target, section } => write!(
+            Self::NotTcp { index, target, section, protocol } => write!(
                 f,
-                "targetRefs[{index}]: port {section} of {target} is UDP; TLS policies apply to TCP only"
+                "targetRefs[{index}]: port {section} of {target} is {protocol}; TLS policies apply to TCP only"
             ),
-            Self::OnlyUdpPorts { index, target } => write!(
+            Self::NoTcpPorts { index, target } => write!(
                 f,
-                "targetRefs[{index}]: every port of {target} is UDP; TLS policies apply to TCP only"
+                "targetRefs[{index}]: no port of {target} is TCP; TLS policies apply to TCP only"
             ),
         }
     }

@@ -13,7 +13,7 @@ impl Index {
     /// `Accepted` is `False` with, in this order of precedence: `Invalid`
     /// (the spec does not validate, has bad options under the
     /// [options domain](Index::set_options_domain), names an unsupported CA
-    /// set or target kind, or targets UDP only), `TargetNotFound` (a target
+    /// set or target kind, or targets no TCP port), `TargetNotFound` (a target
     /// or its port is missing), `Conflicted` (another policy wins a target),
     /// or `NoValidCACertificate` (no CA reference resolves); otherwise
     /// `True`. `ResolvedRefs` is `False` when any CA reference does not
@@ -135,7 +135,7 @@ impl Index {
         })
     }
 
-    /// Problems with the policy's targets; warnings (UDP ports a
+    /// Problems with the policy's targets; warnings (UDP or SCTP ports a
     /// whole-Service policy skips) go to `warnings`.
     fn target_problems(
         &self,
@@ -168,22 +168,24 @@ impl Index {
                         target,
                         section: section.clone(),
                     }),
-                    Some(port) if port.udp => problems.push(TargetProblem::UdpPort {
+                    Some(port) if !port.protocol.is_tcp() => problems.push(TargetProblem::NotTcp {
                         index,
                         target,
                         section: section.clone(),
+                        protocol: port.protocol,
                     }),
                     Some(_) => {}
                 },
                 None => {
-                    let udp: Vec<_> =
-                        ports.iter().filter(|p| p.udp).map(BackendPort::label).collect();
-                    if !ports.is_empty() && udp.len() == ports.len() {
-                        problems.push(TargetProblem::OnlyUdpPorts { index, target });
-                    } else if !udp.is_empty() {
+                    let other = |p: &&BackendPort| !p.protocol.is_tcp();
+                    let other: Vec<_> =
+                        ports.iter().filter(other).map(BackendPort::label).collect();
+                    if !ports.is_empty() && other.len() == ports.len() {
+                        problems.push(TargetProblem::NoTcpPorts { index, target });
+                    } else if !other.is_empty() {
                         warnings.push(format!(
-                            "targetRefs[{index}]: UDP ports {} of {target} are not covered",
-                            udp.join(", ")
+                            "targetRefs[{index}]: ports {} of {target} are not TCP and not covered",
+                            other.join(", ")
                         ));
                     }
                 }

@@ -417,16 +417,19 @@ fn namespace() -> impl Strategy<Value = &'static str> {
 }
 
 /// The namespace, name and ports of a backend: https/443, and maybe
-/// alt/8443, TCP or UDP, or 8443 as both.
+/// alt/8443, TCP, UDP or SCTP, or 8443 as both.
 fn backend() -> impl Strategy<Value = (ObjectKey, Vec<BackendPort>)> {
-    (namespace(), prop::sample::select(&["s1", "s2"][..]), 0..5u8).prop_map(|(ns, name, ports)| {
-        let port = |name: &str, port, udp| BackendPort { name: Some(name.into()), port, udp };
+    (namespace(), prop::sample::select(&["s1", "s2"][..]), 0..6u8).prop_map(|(ns, name, ports)| {
+        let port =
+            |name: &str, port, protocol| BackendPort { name: Some(name.into()), port, protocol };
+        let (tcp, udp, sctp) = (PortProtocol::Tcp, PortProtocol::Udp, PortProtocol::Sctp);
         let ports = match ports {
-            0 => vec![port("https", 443, false)],
-            1 => vec![port("https", 443, false), port("alt", 8443, false)],
-            2 => vec![port("https", 443, false), port("alt", 8443, true)],
-            3 => vec![port("alt", 8443, true), port("https", 8443, false)],
-            _ => vec![port("alt", 8443, false)],
+            0 => vec![port("https", 443, tcp)],
+            1 => vec![port("https", 443, tcp), port("alt", 8443, tcp)],
+            2 => vec![port("https", 443, tcp), port("alt", 8443, udp)],
+            3 => vec![port("alt", 8443, udp), port("https", 8443, tcp)],
+            4 => vec![port("alt", 8443, sctp), port("https", 8443, tcp)],
+            _ => vec![port("alt", 8443, tcp)],
         };
         (ObjectKey::new(ns, name), ports)
     })
@@ -437,7 +440,7 @@ fn service() -> impl Strategy<Value = Object> {
         let ports = ports.into_iter().map(|port| ServicePort {
             name: port.name,
             port: port.port,
-            protocol: port.udp.then(|| "UDP".into()),
+            protocol: (!port.protocol.is_tcp()).then(|| port.protocol.to_string()),
             ..Default::default()
         });
         Object::Service(Service {

@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use super::{BackendKind, CaSource, Index, ObjectKey, PolicyEntry};
+use super::{BackendKind, CaSource, Index, ObjectKey, PolicyEntry, PortProtocol};
 use crate::{
     api::v1,
     grant::{Referent, Referrer},
@@ -207,10 +207,12 @@ pub enum PolicyProblem {
     /// `wellKnownCACertificates` names a set neither this crate (`System`)
     /// nor the implementation ([`Index::set_well_known_roots`]) provides.
     UnsupportedWellKnown(String),
-    /// The policy targets a UDP port.
-    UdpPort {
+    /// The policy targets a port that is not TCP (UDP, SCTP).
+    NotTcp {
         /// The port.
         port: i32,
+        /// Its protocol.
+        protocol: PortProtocol,
     },
     /// A CA certificate reference does not resolve.
     CaRef(RefProblem),
@@ -232,8 +234,8 @@ impl fmt::Display for PolicyProblem {
                     "wellKnownCACertificates {name:?} is not a CA set this implementation provides"
                 )
             }
-            Self::UdpPort { port } => {
-                write!(f, "port {port} is UDP; TLS policies apply to TCP only")
+            Self::NotTcp { port, protocol } => {
+                write!(f, "port {port} is {protocol}; TLS policies apply to TCP only")
             }
             Self::CaRef(problem) => problem.fmt(f),
             Self::NoValidCACertificate => f.write_str("no CA certificate reference resolves"),
@@ -270,8 +272,8 @@ pub enum Verdict {
         /// The port-specific policy that applies instead.
         by: Arc<ObjectKey>,
     },
-    /// A whole-Service policy does not apply to a UDP port.
-    UdpPort,
+    /// A whole-Service policy does not apply to a port that is not TCP.
+    NotTcp,
 }
 
 impl fmt::Display for Explanation<'_> {
@@ -314,7 +316,7 @@ impl fmt::Display for Explanation<'_> {
                 Verdict::Shadowed { by } => {
                     write!(f, "not used for this port, {by} names the port")?
                 }
-                Verdict::UdpPort => f.write_str("not used, the port is UDP")?,
+                Verdict::NotTcp => f.write_str("not used, the port is not TCP")?,
             }
         }
         Ok(())
@@ -347,7 +349,8 @@ impl Index {
         // A number may be a UDP port and a TCP port at once (DNS on 53);
         // routes carry TCP, so the TCP port is the one meant.
         let numbered = || ports.iter().filter(|p| p.port == backend.port);
-        let Some(port) = numbered().find(|p| !p.udp).or_else(|| numbered().next()) else {
+        let Some(port) = numbered().find(|p| p.protocol.is_tcp()).or_else(|| numbered().next())
+        else {
             return resolution(Outcome::PortNotFound, Vec::new());
         };
 
@@ -378,7 +381,7 @@ impl Index {
         for entry in target.whole.values() {
             let verdict = match (&winner, whole_winner) {
                 (Some((by, _)), _) => Verdict::Shadowed { by: by.key.clone() },
-                (None, _) if port.udp => Verdict::UdpPort,
+                (None, _) if !port.protocol.is_tcp() => Verdict::NotTcp,
                 (None, None) => {
                     whole_winner = Some(entry);
                     Verdict::Applies
@@ -394,8 +397,8 @@ impl Index {
         // Cloning an empty Vec does not allocate: the usable path stays free
         // of allocations here.
         let mut problems = entry.problems.clone();
-        if port.udp {
-            problems.insert(0, PolicyProblem::UdpPort { port: port.port });
+        if !port.protocol.is_tcp() {
+            problems.insert(0, PolicyProblem::NotTcp { port: port.port, protocol: port.protocol });
         }
         let applied = AppliedPolicy { entry: entry.clone(), section, problems };
         resolution(Outcome::Policy(applied), candidates)

@@ -736,7 +736,7 @@ fn service_import_is_a_target() {
     let key = ObjectKey::new(NS, "shop");
     index.apply_service_import(
         &key,
-        vec![BackendPort { name: Some("https".into()), port: 443, udp: false }],
+        vec![BackendPort { name: Some("https".into()), port: 443, protocol: PortProtocol::Tcp }],
     );
     assert_eq!(accepted(&index, "imported"), (true, Reason::Accepted));
     let backend = BackendRef {
@@ -767,7 +767,7 @@ fn udp_ports() {
     let conditions = index.policy_conditions(&ObjectKey::new(NS, "whole")).unwrap();
     assert!(conditions.accepted.status);
     assert!(
-        conditions.accepted.message.contains("UDP ports 5353 (udp)"),
+        conditions.accepted.message.contains("ports 5353 (udp) of Service dns are not TCP"),
         "{}",
         conditions.accepted.message
     );
@@ -778,7 +778,10 @@ fn udp_ports() {
     assert_eq!(accepted(&index, "udp"), (false, Reason::Invalid));
     let resolution = index.resolve(&BackendRef::service(route(), NS, "dns", 5353));
     let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
-    assert_eq!(applied.usable().unwrap_err()[0], PolicyProblem::UdpPort { port: 5353 });
+    assert_eq!(
+        applied.usable().unwrap_err()[0],
+        PolicyProblem::NotTcp { port: 5353, protocol: PortProtocol::Udp }
+    );
     // A whole-Service policy on a Service with UDP ports only has nothing
     // to apply to.
     let mut only_udp = mk_service(NS, "syslog", &[("udp", 514)]);
@@ -806,6 +809,16 @@ fn a_port_number_shared_by_udp_and_tcp_means_tcp() {
     assert_eq!(applied(&index, "dns", 53).as_deref(), Some("whole"));
     index.apply(&mk_policy("tcp", 0, "dns", Some("dns-tcp"), "abc.example.com"));
     assert_eq!(applied(&index, "dns", 53).as_deref(), Some("tcp"));
+
+    // Likewise SCTP (SIP serves one number over TCP, UDP and SCTP).
+    let mut sip = mk_service(NS, "sip", &[("sip-sctp", 5061), ("sip-tls", 5061)]);
+    sip.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].protocol = Some("SCTP".into());
+    index.apply(&sip);
+    index.apply(&mk_policy("sip", 0, "sip", Some("sip-tls"), "abc.example.com"));
+    assert_eq!(applied(&index, "sip", 5061).as_deref(), Some("sip"));
+    index.apply(&mk_policy("sctp", 0, "sip", Some("sip-sctp"), "abc.example.com"));
+    let message = index.policy_conditions(&ObjectKey::new(NS, "sctp")).unwrap().accepted.message;
+    assert!(message.contains("port sip-sctp of Service sip is SCTP"), "{message}");
 }
 
 #[test]
