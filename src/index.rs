@@ -599,7 +599,8 @@ impl Index {
 
     /// When a CA object's verdict next changes with time alone (a
     /// certificate expires, or one not yet valid begins): the time to call
-    /// [`Index::recheck_ca_validity`]. `None` when nothing is pending.
+    /// [`Index::recheck_ca_validity`] (call it also when the clock went
+    /// back). `None` when nothing is pending.
     pub fn next_ca_validity_change(&self) -> Option<UnixTime> {
         self.ca_data().filter_map(CaData::recheck_at).min()
     }
@@ -611,14 +612,17 @@ impl Index {
     /// has expired since is now refused (its references become
     /// `ExpiredCertificate`, and configurations built from then on
     /// fail closed); one refused for a certificate not yet valid is read
-    /// again. Returns the objects read again.
+    /// again. A bundle read at a time later than `now` (the clock was set
+    /// back) is read again too, so a CA not valid at the corrected time is
+    /// refused. Returns the objects read again.
     pub fn recheck_ca_validity(&mut self, now: UnixTime) -> Vec<ObjectKey> {
         let Self { config_maps, secrets, ca_bundles, .. } = self;
         let secrets = secrets.iter_mut().map(|(ns, name, secret)| (ns, name, &mut secret.ca));
         let mut changed = Vec::new();
         for (namespace, name, data) in config_maps.iter_mut().chain(secrets) {
             let CaData::Present(bundle) = data else { continue };
-            if bundle.recheck_at.is_none_or(|at| at > now) {
+            // (A clock set back before the bundle was read counts too.)
+            if bundle.holds_at(now) {
                 continue;
             }
             // Objects holding the same text find it read again already.

@@ -226,29 +226,36 @@ impl SharedIndex {
     /// Keeps the CA objects' verdicts current as time passes: whenever a
     /// certificate expires or one not yet valid begins, runs
     /// [`Index::recheck_ca_validity`] (policies naming an expired CA fail
-    /// closed from then on, and their status says why). Run it beside the
-    /// watchers; it never returns.
+    /// closed from then on, and their status says why), and when the clock
+    /// was set back (a CA valid at the later time may not be at the
+    /// corrected one). Run it beside the watchers; it never returns.
     pub async fn track_ca_validity(&self) {
+        // Sleeps run on the monotonic clock and deadlines on the wall
+        // clock: reading it again this often notices a clock set back, or
+        // a host that slept past a deadline.
+        const AT_MOST: Duration = Duration::from_secs(60);
         let mut changes = self.changes();
+        let mut last = UnixTime::now();
         loop {
             let now = UnixTime::now();
+            let went_back = now < last;
+            last = now;
             let next = self.read().next_ca_validity_change();
-            if next.is_some_and(|at| at <= now) {
+            if went_back || next.is_some_and(|at| at <= now) {
                 self.update(|index| {
                     let changed = index.recheck_ca_validity(now);
-                    tracing::info!(?changed, "CA certificate validity changed");
+                    if !changed.is_empty() {
+                        tracing::info!(?changed, went_back, "CA certificate validity changed");
+                    }
                 });
                 continue;
             }
-            let wait = next.map(|at| Duration::from_secs(at.as_secs() - now.as_secs()));
+            let wait = next.map_or(AT_MOST, |at| {
+                Duration::from_secs(at.as_secs() - now.as_secs()).min(AT_MOST)
+            });
             tokio::select! {
                 _ = changes.changed() => {}
-                () = async {
-                    match wait {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }

@@ -21,9 +21,8 @@
 //! `recheck_ca_validity` not refreshing the policies of what it read
 //! again; the bundle pool keeping a bundle after one of its certificates
 //! expired or began; a relist of ServiceImports not deleting; a
-//! ServiceImport taken for the Service of the same name. (The pool's other
-//! half, a clock going back, is its own property test's: the clock here
-//! only moves forward.)
+//! ServiceImport taken for the Service of the same name; a clock set back
+//! not making `recheck_ca_validity` read bundles again.
 
 use std::{collections::BTreeMap, hash::Hasher, sync::LazyLock, time::Duration};
 
@@ -213,6 +212,9 @@ enum Change {
     /// A day passes. The index is told only when a CA certificate's
     /// validity changes, as `SharedIndex::track_ca_validity` tells it.
     Tick,
+    /// The clock is set back a day; `track_ca_validity` notices and has
+    /// the CA objects checked again.
+    Rewind,
 }
 
 #[derive(Clone, Debug)]
@@ -404,6 +406,11 @@ impl Change {
             Self::Tick => {
                 let tomorrow = cluster.clock.as_secs() + 24 * 3600;
                 cluster.clock = UnixTime::since_unix_epoch(Duration::from_secs(tomorrow));
+            }
+            Self::Rewind => {
+                let yesterday = cluster.clock.as_secs() - 24 * 3600;
+                cluster.clock = UnixTime::since_unix_epoch(Duration::from_secs(yesterday));
+                index.recheck_ca_validity(cluster.clock);
             }
         }
         track_ca_validity(index, cluster.clock);
@@ -675,6 +682,7 @@ fn change() -> impl Strategy<Value = Change> {
         1 => any::<bool>().prop_map(Change::CorpRoots),
         1 => any::<bool>().prop_map(Change::OptionsDomain),
         2 => Just(Change::Tick),
+        1 => Just(Change::Rewind),
     ]
 }
 

@@ -453,6 +453,28 @@ fn a_ca_not_yet_valid_is_taken_once_it_is() {
     assert_eq!(index.next_ca_validity_change(), Some(secs(end + 1)));
 }
 
+/// A clock set back: a CA read as valid at the later time is read again at
+/// the corrected one, and refused there until it is valid.
+#[test]
+fn a_clock_set_back_reads_cas_again() {
+    let now = time::OffsetDateTime::now_utc();
+    let not_before = now + time::Duration::hours(1);
+    let mut index = Index::default();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    let pem = ca_valid(not_before, now + time::Duration::days(1));
+    let start = not_before.unix_timestamp() as u64;
+    index.apply_at(&mk_ca_config_map(NS, "ca", Some(&pem)), secs(start + 60));
+    index.apply(&mk_policy("p", 0, "svc", None, "abc.example.com"));
+    assert_eq!(resolved_refs(&index, "p"), (true, Reason::ResolvedRefs));
+    // The clock is corrected, to before the CA's start.
+    let corrected = secs(now.unix_timestamp() as u64);
+    assert_eq!(index.recheck_ca_validity(corrected), [ObjectKey::new(NS, "ca")]);
+    assert_eq!(resolved_refs(&index, "p"), (false, Reason::NotYetValidCertificate));
+    assert_eq!(index.next_ca_validity_change(), Some(secs(start)));
+    assert_eq!(index.recheck_ca_validity(secs(start)), [ObjectKey::new(NS, "ca")]);
+    assert_eq!(resolved_refs(&index, "p"), (true, Reason::ResolvedRefs));
+}
+
 /// The bundle an object holds, as read.
 fn read_bundle(index: &Index, namespace: &str, name: &str) -> Arc<ReadBundle> {
     let data = index.config_maps.get(namespace, name);

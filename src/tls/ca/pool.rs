@@ -88,7 +88,7 @@ impl ReadBundle {
 
     /// Whether reading the text at `now` would give this verdict: no
     /// certificate's validity began or ended between then and now.
-    fn holds_at(&self, now: UnixTime) -> bool {
+    pub(crate) fn holds_at(&self, now: UnixTime) -> bool {
         self.read_at <= now && self.recheck_at.is_none_or(|at| now < at)
     }
 }
