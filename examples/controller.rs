@@ -104,13 +104,14 @@ async fn main() -> ExitCode {
     // Each core kind is watched only if it can be listed: status waits for
     // every watch's first list, and one that can never list would hold it
     // back for good.
+    let from_files = !args.manifests.is_empty();
     for listed in [
-        watch_if_listable::<Service>(&index, &client, &mut tasks).await,
-        watch_if_listable::<ConfigMap>(&index, &client, &mut tasks).await,
-        watch_if_listable::<Secret>(&index, &client, &mut tasks).await,
+        watch_if_listable::<Service>(&index, &client, from_files, &mut tasks).await,
+        watch_if_listable::<ConfigMap>(&index, &client, from_files, &mut tasks).await,
+        watch_if_listable::<Secret>(&index, &client, from_files, &mut tasks).await,
     ] {
         if let Err(e) = listed {
-            error!(error = %e, "cannot tell whether a kind can be listed");
+            error!(error = %e, "cannot watch a kind the policies need");
             return ExitCode::FAILURE;
         }
     }
@@ -182,7 +183,7 @@ async fn main() -> ExitCode {
         tokio::select! {
             _ = &mut stop => break,
             done = tasks.join_next() => {
-                error!(?done, "a watch task ended; the index would go stale");
+                error!(?done, "a task ended (a watch, or CA validity tracking); the index would go stale");
                 return ExitCode::FAILURE;
             }
             _ = async {
@@ -207,13 +208,15 @@ async fn main() -> ExitCode {
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Watches `K` if it can be listed here: the CRD-only test server has no
-/// core API, and RBAC may forbid a kind; then it comes from `--manifests`.
+/// core API; then it comes from `--manifests`, as it does when RBAC forbids
+/// it and `--manifests` is given (without, a forbidden kind is an error).
 /// Other errors (the API server restarting, a timeout) are retried a few
 /// times, then returned: taking a kind for absent because of one would
 /// publish wrong status for every policy that names its objects.
 async fn watch_if_listable<K>(
     index: &SharedIndex,
     client: &Client,
+    from_files: bool,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(), kube::Error>
 where
@@ -234,7 +237,7 @@ where
                 warn!(%kind, "not served by this API server; taking them from --manifests");
                 return Ok(());
             }
-            Err(kube::Error::Api(status)) if status.code == 403 => {
+            Err(kube::Error::Api(status)) if status.code == 403 && from_files => {
                 warn!(%kind, message = %status.message, "forbidden; taking them from --manifests");
                 return Ok(());
             }

@@ -180,6 +180,13 @@ impl PortProtocol {
     pub fn is_tcp(self) -> bool {
         self == Self::Tcp
     }
+
+    /// Whether a whole-Service policy passes the port over: UDP and SCTP.
+    /// A protocol Kubernetes does not know is not passed over: the policy
+    /// applies there and fails closed.
+    pub(crate) fn passed_over(self) -> bool {
+        matches!(self, Self::Udp | Self::Sctp)
+    }
 }
 
 impl fmt::Display for PortProtocol {
@@ -499,6 +506,9 @@ mod sealed {
 /// The kinds an [`Index`] holds: `BackendTLSPolicy` (v1 and v1alpha3),
 /// `ReferenceGrant` (v1 and v1beta1), `Service`, `ConfigMap` and `Secret`.
 pub trait Indexed: sealed::Sealed + kube::Resource {
+    /// The kind and, where the index takes two, its version, for logs.
+    #[doc(hidden)]
+    const NAME: &'static str;
     /// Reads what the object holds as of `now` (CA certificates'
     /// validity).
     #[doc(hidden)]
@@ -599,10 +609,17 @@ impl Index {
 
     /// When a CA object's verdict next changes with time alone (a
     /// certificate expires, or one not yet valid begins): the time to call
-    /// [`Index::recheck_ca_validity`] (call it also when the clock went
-    /// back). `None` when nothing is pending.
+    /// [`Index::recheck_ca_validity`] ([`Index::needs_ca_recheck`] also
+    /// tells a clock set back). `None` when nothing is pending.
     pub fn next_ca_validity_change(&self) -> Option<UnixTime> {
         self.ca_data().filter_map(CaData::recheck_at).min()
+    }
+
+    /// Whether [`Index::recheck_ca_validity`] at `now` would read a CA
+    /// object again: a certificate's validity began or ended by `now`, or
+    /// an object was read at a later time (the clock was set back since).
+    pub fn needs_ca_recheck(&self, now: UnixTime) -> bool {
+        self.ca_data().any(|data| matches!(data, CaData::Present(b) if !b.holds_at(now)))
     }
 
     /// Checks the CA objects' certificates again at `now`. A bundle is
@@ -1004,6 +1021,8 @@ impl Eq for CaSource {}
 
 impl sealed::Sealed for v1::BackendTlsPolicy {}
 impl Indexed for v1::BackendTlsPolicy {
+    const NAME: &'static str = "BackendTLSPolicy";
+
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.apply_policy(self);
     }
@@ -1017,6 +1036,8 @@ impl Indexed for v1::BackendTlsPolicy {
 
 impl sealed::Sealed for crate::api::v1alpha3::BackendTlsPolicy {}
 impl Indexed for crate::api::v1alpha3::BackendTlsPolicy {
+    const NAME: &'static str = "BackendTLSPolicy v1alpha3";
+
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.apply_policy(&v1::BackendTlsPolicy::from(self.clone()));
     }
@@ -1030,6 +1051,8 @@ impl Indexed for crate::api::v1alpha3::BackendTlsPolicy {
 
 impl sealed::Sealed for v1::ReferenceGrant {}
 impl Indexed for v1::ReferenceGrant {
+    const NAME: &'static str = "ReferenceGrant";
+
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.grants.apply(self);
     }
@@ -1043,6 +1066,8 @@ impl Indexed for v1::ReferenceGrant {
 
 impl sealed::Sealed for v1beta1::ReferenceGrant {}
 impl Indexed for v1beta1::ReferenceGrant {
+    const NAME: &'static str = "ReferenceGrant v1beta1";
+
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.grants.apply(&v1::ReferenceGrant::from(self.clone()));
     }
@@ -1056,6 +1081,8 @@ impl Indexed for v1beta1::ReferenceGrant {
 
 impl sealed::Sealed for Service {}
 impl Indexed for Service {
+    const NAME: &'static str = "Service";
+
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         let Some(key) = ObjectKey::of(&self.metadata) else { return };
         let ports = self
@@ -1080,6 +1107,8 @@ impl Indexed for Service {
 
 impl sealed::Sealed for ConfigMap {}
 impl Indexed for ConfigMap {
+    const NAME: &'static str = "ConfigMap";
+
     fn apply_to(&self, index: &mut Index, now: UnixTime) {
         let Some(key) = ObjectKey::of(&self.metadata) else { return };
         let text = self.data.as_ref().and_then(|d| d.get(CA_CERT_KEY)).map(String::as_bytes);
@@ -1102,6 +1131,8 @@ impl Indexed for ConfigMap {
 
 impl sealed::Sealed for Secret {}
 impl Indexed for Secret {
+    const NAME: &'static str = "Secret";
+
     fn apply_to(&self, index: &mut Index, now: UnixTime) {
         let Some(key) = ObjectKey::of(&self.metadata) else { return };
         let value = |name: &str| {

@@ -73,9 +73,13 @@ pub struct SharedIndex {
 struct Listing {
     /// Feeders still to finish their first list, by kind.
     pending: BTreeMap<&'static str, usize>,
-    /// Kinds whose feeder went before its first list: they may lack objects
-    /// for good.
+    /// Kinds whose feeder went before its first list, and none of that
+    /// kind has listed since: they may lack objects for good.
     abandoned: BTreeSet<&'static str>,
+    /// How many feeders are in a relist (after the first list): their
+    /// objects arrive one by one, and those deleted meanwhile go only at
+    /// its end.
+    relisting: usize,
 }
 
 impl Listing {
@@ -141,9 +145,10 @@ impl SharedIndex {
 
     /// A feeder for watcher events of kind `K`. Until it has handled its
     /// first `InitDone`, the index is not [synced](Self::is_synced); if it
-    /// is dropped before, the index never is.
+    /// is dropped before, the index is not until another feeder of `K`
+    /// has listed (a restarted watch).
     pub fn feeder<K: Indexed>(&self) -> Feeder<K> {
-        let kind = kind_name::<K>();
+        let kind = K::NAME;
         self.listing.send_modify(|l| *l.pending.entry(kind).or_default() += 1);
         Feeder {
             index: self.clone(),
@@ -175,7 +180,9 @@ impl SharedIndex {
     }
 
     /// A feeder of `kind` is done with its first list, or `abandoned` it;
-    /// signalled as a change, since the index may be synced now.
+    /// signalled as a change, since the index may be synced now. A list
+    /// done makes good a feeder of its kind that went before (a restarted
+    /// watch).
     fn one_listed(&self, kind: &'static str, abandoned: bool) {
         self.listing.send_modify(|l| {
             if let Some(n) = l.pending.get_mut(kind) {
@@ -186,9 +193,18 @@ impl SharedIndex {
             }
             if abandoned {
                 l.abandoned.insert(kind);
+            } else {
+                l.abandoned.remove(kind);
             }
         });
         self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Whether status may be written: synced, and no relist in progress
+    /// (until one ends, objects deleted meanwhile are still held).
+    fn is_settled(&self) -> bool {
+        let listing = self.listing.borrow();
+        listing.is_complete() && listing.relisting == 0
     }
 
     /// Waits until [`Self::is_synced`] (forever, if a feeder was dropped
@@ -214,12 +230,10 @@ impl SharedIndex {
             while let Some(event) = events.next().await {
                 match event {
                     Ok(event) => feeder.handle(event),
-                    Err(error) => {
-                        tracing::warn!(%error, kind = kind_name::<K>(), "watch failed; retrying")
-                    }
+                    Err(error) => tracing::warn!(%error, kind = K::NAME, "watch failed; retrying"),
                 }
             }
-            tracing::warn!(kind = kind_name::<K>(), "watch ended: the index no longer follows it");
+            tracing::warn!(kind = K::NAME, "watch ended: the index no longer follows it");
         }
     }
 
@@ -235,21 +249,16 @@ impl SharedIndex {
         // a host that slept past a deadline.
         const AT_MOST: Duration = Duration::from_secs(60);
         let mut changes = self.changes();
-        let mut last = UnixTime::now();
         loop {
             let now = UnixTime::now();
-            let went_back = now < last;
-            last = now;
-            let next = self.read().next_ca_validity_change();
-            if went_back || next.is_some_and(|at| at <= now) {
+            if self.read().needs_ca_recheck(now) {
                 self.update(|index| {
                     let changed = index.recheck_ca_validity(now);
-                    if !changed.is_empty() {
-                        tracing::info!(?changed, went_back, "CA certificate validity changed");
-                    }
+                    tracing::info!(?changed, "CA certificate validity changed");
                 });
                 continue;
             }
+            let next = self.read().next_ca_validity_change();
             let wait = next.map_or(AT_MOST, |at| {
                 Duration::from_secs(at.as_secs() - now.as_secs()).min(AT_MOST)
             });
@@ -316,7 +325,12 @@ impl<K: Indexed> Feeder<K> {
                     self.index.update(|index| index.delete::<K>(&key));
                 }
             }
-            watcher::Event::Init => self.relist = Some(HashSet::new()),
+            watcher::Event::Init => {
+                if self.relist.is_none() && !self.listing {
+                    self.index.listing.send_modify(|l| l.relisting += 1);
+                }
+                self.relist = Some(HashSet::new());
+            }
             watcher::Event::InitApply(object) => {
                 if let Some(key) = object.key() {
                     self.fed.insert(key.clone());
@@ -325,6 +339,7 @@ impl<K: Indexed> Feeder<K> {
                 self.index.update(|index| index.apply(&object));
             }
             watcher::Event::InitDone => {
+                let relisted = self.relist.is_some() && !self.listing;
                 let listed = self.relist.take().unwrap_or_default();
                 let gone: Vec<ObjectKey> = self.fed.difference(&listed).cloned().collect();
                 self.fed = listed;
@@ -337,6 +352,8 @@ impl<K: Indexed> Feeder<K> {
                 }
                 if std::mem::take(&mut self.listing) {
                     self.index.one_listed(self.kind, false);
+                } else if relisted {
+                    self.index.listing.send_modify(|l| l.relisting -= 1);
                 }
             }
         }
@@ -348,6 +365,9 @@ impl<K: Indexed> Feeder<K> {
 /// so the data path refuses and status is not written.
 impl<K> Drop for Feeder<K> {
     fn drop(&mut self) {
+        if self.relist.is_some() && !self.listing {
+            self.index.listing.send_modify(|l| l.relisting -= 1);
+        }
         if std::mem::take(&mut self.listing) {
             tracing::error!(
                 kind = self.kind,
@@ -357,12 +377,6 @@ impl<K> Drop for Feeder<K> {
             self.index.one_listed(self.kind, true);
         }
     }
-}
-
-/// The last segment of `K`'s type name: `ConfigMap`, `BackendTlsPolicy`.
-fn kind_name<K>() -> &'static str {
-    let name = std::any::type_name::<K>();
-    name.rsplit("::").next().unwrap_or(name)
 }
 
 /// What [`write_status`] did.
@@ -470,16 +484,17 @@ pub async fn write_status(
 /// reach the policy's targets). Returns each policy's outcome.
 ///
 /// Writes nothing (and returns nothing) until the index
-/// [is synced](SharedIndex::is_synced): a starting controller would
-/// otherwise publish the conditions of a half-listed cluster, such as CA
-/// references that do not resolve yet.
+/// [is synced](SharedIndex::is_synced), nor while a watch relists: a
+/// starting controller would otherwise publish the conditions of a
+/// half-listed cluster, such as CA references that do not resolve yet, and
+/// during a relist objects deleted meanwhile are still held.
 pub async fn write_all_status(
     index: &SharedIndex,
     client: &kube::Client,
     controller_name: &ControllerName,
     ancestors: impl Fn(&ObjectKey) -> Vec<ParentReference>,
 ) -> Vec<(ObjectKey, Result<StatusWrite, StatusError>)> {
-    if !index.is_synced() {
+    if !index.is_settled() {
         return Vec::new();
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());

@@ -177,7 +177,7 @@ impl Index {
                     Some(_) => {}
                 },
                 None => {
-                    let other = |p: &&BackendPort| !p.protocol.is_tcp();
+                    let other = |p: &&BackendPort| p.protocol.passed_over();
                     let other: Vec<_> =
                         ports.iter().filter(other).map(BackendPort::label).collect();
                     if !ports.is_empty() && other.len() == ports.len() {

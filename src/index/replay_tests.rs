@@ -22,7 +22,7 @@
 //! again; the bundle pool keeping a bundle after one of its certificates
 //! expired or began; a relist of ServiceImports not deleting; a
 //! ServiceImport taken for the Service of the same name; a clock set back
-//! not making `recheck_ca_validity` read bundles again.
+//! not making `recheck_ca_validity` read bundles again, or not noticed.
 
 use std::{collections::BTreeMap, hash::Hasher, sync::LazyLock, time::Duration};
 
@@ -212,8 +212,7 @@ enum Change {
     /// A day passes. The index is told only when a CA certificate's
     /// validity changes, as `SharedIndex::track_ca_validity` tells it.
     Tick,
-    /// The clock is set back a day; `track_ca_validity` notices and has
-    /// the CA objects checked again.
+    /// The clock is set back a day; `track_ca_validity` notices.
     Rewind,
 }
 
@@ -311,9 +310,10 @@ impl Event {
 }
 
 /// What `track_ca_validity` does after every change: when a certificate's
-/// validity has changed by `now`, the CA objects are checked again.
+/// validity has changed by `now`, or the clock was set back, the CA objects
+/// are checked again.
 fn track_ca_validity(index: &mut Index, now: UnixTime) {
-    if index.next_ca_validity_change().is_some_and(|at| at <= now) {
+    if index.needs_ca_recheck(now) {
         index.recheck_ca_validity(now);
     }
 }
@@ -410,7 +410,6 @@ impl Change {
             Self::Rewind => {
                 let yesterday = cluster.clock.as_secs() - 24 * 3600;
                 cluster.clock = UnixTime::since_unix_epoch(Duration::from_secs(yesterday));
-                index.recheck_ca_validity(cluster.clock);
             }
         }
         track_ca_validity(index, cluster.clock);

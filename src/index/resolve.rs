@@ -376,12 +376,12 @@ impl Index {
             });
         }
         // Policies naming the whole backend: shadowed by a port policy, not
-        // for UDP, else the first wins.
+        // for UDP or SCTP, else the first wins.
         let mut whole_winner: Option<&Arc<PolicyEntry>> = None;
         for entry in target.whole.values() {
             let verdict = match (&winner, whole_winner) {
                 (Some((by, _)), _) => Verdict::Shadowed { by: by.key.clone() },
-                (None, _) if !port.protocol.is_tcp() => Verdict::NotTcp,
+                (None, _) if port.protocol.passed_over() => Verdict::NotTcp,
                 (None, None) => {
                     whole_winner = Some(entry);
                     Verdict::Applies

@@ -841,6 +841,16 @@ fn a_port_number_shared_by_udp_and_tcp_means_tcp() {
     index.apply(&mk_policy("sctp", 0, "sip", Some("sip-sctp"), "abc.example.com"));
     let message = index.policy_conditions(&ObjectKey::new(NS, "sctp")).unwrap().accepted.message;
     assert!(message.contains("port sip-sctp of Service sip is SCTP"), "{message}");
+
+    // A protocol Kubernetes does not know (a hand-written file): a
+    // whole-Service policy applies there and fails closed, never plaintext.
+    let mut odd = mk_service(NS, "odd", &[("https", 443)]);
+    odd.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].protocol = Some("tcp".into());
+    index.apply(&odd);
+    index.apply(&mk_policy("odd", 0, "odd", None, "abc.example.com"));
+    let resolution = index.resolve(&BackendRef::service(route(), NS, "odd", 443));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
+    assert!(matches!(applied.usable(), Err([PolicyProblem::NotTcp { .. }])));
 }
 
 #[test]

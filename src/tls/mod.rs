@@ -116,7 +116,7 @@ pub fn client_config(applied: &AppliedPolicy, params: &TlsParams) -> Result<Back
 /// # Errors
 ///
 /// [`TlsError::Unusable`] when the policy has problems (invalid, CA
-/// references that do not resolve, a UDP port, options wrong whatever the
+/// references that do not resolve, a port that is not TCP, options wrong whatever the
 /// provider…), [`TlsError::Options`] for options `provider` cannot meet,
 /// [`TlsError::Rustls`] when rustls refuses the result (for
 /// example a client key that does not match its certificate).

@@ -301,6 +301,14 @@ async fn status_waits_for_every_first_list() {
     assert_eq!(written.len(), 1, "tried once synced");
     assert!(matches!(written[0].1, Err(StatusError::Api { .. })), "{:?}", written[0].1);
 
+    // Nor during a relist: what went while the watch was down is still
+    // held until it ends. The data path goes on meanwhile.
+    first.handle(Event::Init);
+    assert!(index.is_synced());
+    assert!(write().await.is_empty(), "written during a relist");
+    first.handle(Event::InitDone);
+    assert_eq!(write().await.len(), 1);
+
     // A watch that ends before its first list leaves its kind incomplete
     // for good: nothing is written from then on.
     drop(index.feeder::<Secret>());
@@ -341,5 +349,11 @@ async fn resolve_refuses_until_every_first_list() {
     // incomplete for good.
     drop(index.feeder::<BackendTlsPolicy>());
     assert!(matches!(index.resolve(&backend), Err(NotSynced { .. })));
-    assert_eq!(index.waiting_for(), ["BackendTlsPolicy"]);
+    assert_eq!(index.waiting_for(), ["BackendTLSPolicy"]);
+    // A restarted watch of that kind makes good.
+    let mut restarted = index.feeder::<BackendTlsPolicy>();
+    restarted.handle(Event::Init);
+    restarted.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
+    restarted.handle(Event::InitDone);
+    assert!(matches!(index.resolve(&backend), Ok(Outcome::Policy(_))));
 }
