@@ -64,11 +64,11 @@ use crate::{
 pub struct SharedIndex {
     index: Arc<RwLock<Index>>,
     changes: Arc<tokio::sync::watch::Sender<u64>>,
-    /// The feeders that have not finished their first list.
+    /// Where the feeders are with their lists.
     listing: Arc<tokio::sync::watch::Sender<Listing>>,
 }
 
-/// Which feeders, by kind, the index waits for.
+/// Which feeders, by kind, the index waits for, and how many relist.
 #[derive(Default)]
 struct Listing {
     /// Feeders still to finish their first list, by kind.
@@ -117,7 +117,8 @@ impl SharedIndex {
     /// plaintext. A feeder made later (a new namespace watched, say) holds
     /// every backend back again until it has listed. A feeder dropped
     /// before its first list (its watch task ended or panicked) holds them
-    /// back for good: what it was to list may never arrive. A watch that
+    /// back until another feeder of its kind lists: what it was to list may
+    /// never arrive. A watch that
     /// can never list (RBAC forbids it, the CRD is not installed) holds
     /// them back too, so every request fails until it is fixed; its errors
     /// are logged as they come, and [`Self::waiting_for`] names its kind.
