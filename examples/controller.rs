@@ -5,14 +5,11 @@
 //!
 //! ```text
 //! cargo run --example controller --features runtime -- --gateway NAMESPACE/NAME \
-//!     [--controller-name example.com/backend-tls] [--manifests PATH ...]
+//!     [--controller-name example.com/backend-tls-policy] [--manifests PATH ...]
 //! ```
 //!
 //! `--manifests` contributes only core objects (Services, ConfigMaps,
 //! Secrets); policies and grants always come from the API server.
-//!
-//! ```text
-//! ```
 //!
 //! It connects with the usual kubeconfig or in-cluster configuration. An API
 //! server without the core API (such as the CRD-only server used by this

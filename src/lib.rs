@@ -108,8 +108,9 @@
 //!
 //! With the `runtime` feature, `runtime::SharedIndex::watch` keeps an
 //! index current from kube watchers (or feed it the controller's own
-//! watcher streams), the data path calls `index.resolve(..)` (which refuses
-//! until every watch has listed) and
+//! watcher streams), the data path calls `runtime::SharedIndex::resolve`
+//! (which refuses until every watch has listed; resolving through
+//! `index.read()` would take a policy not yet listed for none) and
 //! [`tls::TlsCache::client_config`] per new connection, and the control path
 //! calls `runtime::write_all_status`. Map the outcomes like this:
 //!
@@ -120,6 +121,7 @@
 //! | `Outcome::Policy` and a `BackendTls` | dial with `config` and `server_name` |
 //! | `Outcome::Policy` and a `TlsError` (or `usable()` fails) | answer 502/503, never plaintext |
 //! | `Outcome::RefNotPermitted`, `Outcome::BackendNotFound` | Route `ResolvedRefs=False` with `outcome.route_reason()`; answer 500 |
+//! | `Outcome::PortNotFound` | answer 500 |
 //! | `Index::client_certificate` error | Gateway `ResolvedRefs=False` with `error.reason()` |
 //!
 //! The README has the whole path from `Client::try_default()` to
@@ -144,7 +146,11 @@
 //! # Crate features
 //!
 //! - `ring` (default): rustls' *ring* crypto provider.
-//! - `aws-lc-rs`: rustls' aws-lc-rs crypto provider.
+//! - `aws-lc-rs`: rustls' aws-lc-rs crypto provider. With `ring` on too
+//!   (it is a default feature), neither is the default: install one with
+//!   `CryptoProvider::install_default`, pass one to
+//!   `tls::client_config_with_provider`, or use `default-features = false,
+//!   features = ["aws-lc-rs", "webpki-roots"]`.
 //! - `webpki-roots` (default): `wellKnownCACertificates: System` means the
 //!   bundled Mozilla roots.
 //! - `native-roots`: `System` means the platform's roots (when

@@ -597,13 +597,14 @@ fn validate_options(
     let Some(options) = options else { return BTreeMap::new() };
     errors.max_items(PATH, options.len(), 16);
     let mut valid = BTreeMap::new();
-    for (key, value) in options {
-        let path = format!("{PATH}[{key}]");
-        let key = errors.check(path.clone(), key, DomainPrefixedName::try_from);
+    for (raw, value) in options {
+        let key = errors.check(format!("{PATH}[{raw}]"), raw, DomainPrefixedName::try_from);
         let len = value.chars().count();
         if len > 4096 {
             let reason = NameError::TooLong { max: 4096, len };
-            errors.push(path, Problem::InvalidValue { value: value.clone(), reason });
+            // The API server's path for a map value: a dot, then the key.
+            let problem = Problem::InvalidValue { value: value.clone(), reason };
+            errors.push(format!("{PATH}.{raw}"), problem);
         } else if let Some(key) = key {
             valid.insert(key, value.clone());
         }

@@ -91,7 +91,7 @@ pub(crate) fn load(
             ("gateway.networking.k8s.io/v1", "Gateway") => {
                 gateways.push(serde_json::from_value(document).map_err(bad)?)
             }
-            _ => eprintln!("resolve: ignoring {api_version} {name}"),
+            _ => eprintln!("ignoring {api_version} {name} in the manifests"),
         }
     }
     Ok(gateways)

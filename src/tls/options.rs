@@ -7,8 +7,10 @@
 //! | --- | --- |
 //! | `example.com/min-tls-version` | `1.2` or `1.3` |
 //! | `example.com/max-tls-version` | `1.2` or `1.3` |
-//! | `example.com/cipher-suites` | comma-separated IANA names, e.g. `TLS13_AES_128_GCM_SHA256` |
-//! | `example.com/key-exchange-groups` | comma-separated names: `X25519`, `secp256r1`, `secp384r1`, … |
+//! | `example.com/cipher-suites` | comma-separated names as rustls writes them, e.g. `TLS13_AES_128_GCM_SHA256` (the IANA name `TLS_AES_128_GCM_SHA256` is taken too) or `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256` |
+//! | `example.com/key-exchange-groups` | comma-separated names: `X25519`, `secp256r1`, `secp384r1`, `X25519MLKEM768`, … |
+//!
+//! Names are compared without regard to case.
 //! | `example.com/alpn-protocols` | comma-separated protocols, e.g. `h2,http/1.1` |
 //!
 //! The prefix is set with [`Index::set_options_domain`]. An unknown key
@@ -236,16 +238,20 @@ fn list(value: &str) -> Result<Vec<&str>, String> {
 }
 
 /// The names in `value`, each a name of `registry` (any case), written as
-/// the registry writes it.
+/// the registry writes it. rustls writes the TLS 1.3 suites `TLS13_…`
+/// where IANA writes `TLS_…`: both are taken.
 fn known<'a>(value: &str, registry: &[&'static str], what: &str) -> Result<Vec<&'a str>, String> {
+    let find = |wanted: &str| registry.iter().find(|name| name.eq_ignore_ascii_case(wanted));
     list(value)?
         .into_iter()
         .map(|wanted| {
-            registry
-                .iter()
-                .find(|name| name.eq_ignore_ascii_case(wanted))
-                .copied()
-                .ok_or_else(|| format!("{wanted:?} is not a {what} (IANA names)"))
+            let iana_tls13 = || {
+                let rest = wanted.get(..4).filter(|p| p.eq_ignore_ascii_case("TLS_"))?;
+                find(&format!("TLS13_{}", &wanted[rest.len()..]))
+            };
+            find(wanted).or_else(iana_tls13).copied().ok_or_else(|| {
+                format!("{wanted:?} is not a {what} (names as rustls writes them, any case)")
+            })
         })
         .collect()
 }
@@ -270,8 +276,8 @@ fn offered<T: Clone>(
         .collect()
 }
 
-/// The cipher suite and key-exchange group names rustls knows (its IANA
-/// registry copies), read once.
+/// The cipher suite and key-exchange group names rustls knows (its copies
+/// of the IANA registries, TLS 1.3 suites spelled `TLS13_…`), read once.
 struct Registry {
     suites: Vec<&'static str>,
     groups: Vec<&'static str>,

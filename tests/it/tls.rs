@@ -742,6 +742,13 @@ fn options_narrow_the_configuration() {
             .all(|s| s.version() == &rustls::version::TLS13)
     );
 
+    // A TLS 1.3 suite by its IANA name (rustls writes TLS13_…), any case.
+    let applied = policy_with(json!({"example.com/cipher-suites": "tls_aes_128_gcm_sha256"}));
+    let tls = tls::client_config_with_provider(&applied, &params, provider()).unwrap();
+    let suites: Vec<_> =
+        tls.config.crypto_provider().cipher_suites.iter().map(|s| s.suite()).collect();
+    assert_eq!(suites, [rustls::CipherSuite::TLS13_AES_128_GCM_SHA256]);
+
     let defaults = policy_with(json!({}));
     let tls = tls::client_config_with_provider(&defaults, &params, provider()).unwrap();
     assert_eq!(tls.config.alpn_protocols, [b"http/1.1".to_vec()], "the caller's ALPN");
