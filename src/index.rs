@@ -699,10 +699,10 @@ impl Index {
     /// A policy with an unknown key or a bad value under the domain is
     /// `Invalid`, its status says which option and why, and it cannot be
     /// used (connections fail closed). A cipher suite or key-exchange group
-    /// must be one rustls knows by its IANA name; whether the crypto
-    /// provider offers it is known only when a configuration is built with
-    /// it ([`crate::tls::TlsError::Options`]). Configurations built from
-    /// then on apply the options.
+    /// must be one rustls knows by name; whether the crypto provider offers
+    /// it is known only when a configuration is built with it
+    /// ([`crate::tls::TlsError::Options`]). Configurations built from then
+    /// on apply the options.
     ///
     /// # Errors
     ///

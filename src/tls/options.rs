@@ -9,16 +9,16 @@
 //! | `example.com/max-tls-version` | `1.2` or `1.3` |
 //! | `example.com/cipher-suites` | comma-separated names as rustls writes them, e.g. `TLS13_AES_128_GCM_SHA256` (the IANA name `TLS_AES_128_GCM_SHA256` is taken too) or `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256` |
 //! | `example.com/key-exchange-groups` | comma-separated names: `X25519`, `secp256r1`, `secp384r1`, `X25519MLKEM768`, … |
-//!
-//! Names are compared without regard to case.
 //! | `example.com/alpn-protocols` | comma-separated protocols, e.g. `h2,http/1.1` |
 //!
-//! The prefix is set with [`Index::set_options_domain`]. An unknown key
-//! under it, or a bad value, makes the policy `Invalid` (and unusable); keys
-//! under other prefixes belong to someone else and are ignored. A cipher
-//! suite or group that the crypto provider does not offer is refused when a
-//! configuration is built with it ([`TlsError::Options`]). Unprefixed keys were already refused by validation. Options
-//! only narrow what the crypto provider offers; they never add anything.
+//! Suite and group names are compared without regard to case. The prefix
+//! is set with [`Index::set_options_domain`]. An unknown key under it, or a
+//! bad value, makes the policy `Invalid` (and unusable); keys under other
+//! prefixes belong to someone else and are ignored. A cipher suite or group
+//! that the crypto provider does not offer is refused when a configuration
+//! is built with it ([`TlsError::Options`]). Unprefixed keys were already
+//! refused by validation. Options only narrow what the crypto provider
+//! offers; they never add anything.
 
 use rustls::{
     SupportedProtocolVersion,
