@@ -10,11 +10,35 @@
 //!
 //! Lookups are hash lookups by the two namespaces involved, so their cost
 //! does not depend on how many grants the cluster holds.
+//!
+//! A grant the API server would refuse (no `from` or `to` entry, more than
+//! 16, a group, kind, namespace or name its schema does not allow) grants
+//! nothing: no cluster holds one, so one read from a file must not allow
+//! what the cluster would not.
 
 use crate::{
     api::v1,
     index::{Map, ObjectKey},
 };
+
+/// Whether the API server's schema takes `spec`.
+fn schema_allows(spec: &v1::ReferenceGrantSpec) -> bool {
+    use crate::name::{check_group, check_kind, check_namespace, check_object_name};
+    let from = |f: &v1::ReferenceGrantFrom| {
+        check_group(&f.group).is_ok()
+            && check_kind(&f.kind).is_ok()
+            && check_namespace(&f.namespace).is_ok()
+    };
+    let to = |t: &v1::ReferenceGrantTo| {
+        check_group(&t.group).is_ok()
+            && check_kind(&t.kind).is_ok()
+            && t.name.as_deref().is_none_or(|name| check_object_name(name).is_ok())
+    };
+    (1..=16).contains(&spec.from.len())
+        && (1..=16).contains(&spec.to.len())
+        && spec.from.iter().all(from)
+        && spec.to.iter().all(to)
+}
 
 /// The object making a reference: a Route, a Gateway…
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -60,6 +84,9 @@ impl Grants {
     pub(crate) fn apply(&mut self, grant: &v1::ReferenceGrant) {
         let Some(key) = ObjectKey::of(&grant.metadata) else { return };
         self.delete(&key);
+        if !schema_allows(&grant.spec) {
+            return;
+        }
         let by_from = self.rules.entry(key.namespace.clone()).or_default();
         let mut from_namespaces = Vec::new();
         for from in &grant.spec.from {

@@ -408,6 +408,13 @@ pub(crate) fn check_kind(s: &str) -> Result<(), NameError> {
     if ok { Ok(()) } else { Err(NameError::Malformed { expected: "a kind such as ConfigMap" }) }
 }
 
+/// Checks a namespace as the schema does: one RFC 1123 label of 1 to 63
+/// characters.
+pub(crate) fn check_namespace(s: &str) -> Result<(), NameError> {
+    check_len(s, 1, 63)?;
+    if is_label(s) { Ok(()) } else { Err(NameError::Malformed { expected: "an RFC 1123 label" }) }
+}
+
 /// Checks an object name as the schema does: 1 to 253 characters.
 pub(crate) fn check_object_name(s: &str) -> Result<(), NameError> {
     check_len(s, 1, 253)

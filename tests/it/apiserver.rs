@@ -244,3 +244,82 @@ async fn reference_grant_is_served_in_both_versions() {
 
     v1_api.delete_collection(&DeleteParams::default(), &ListParams::default()).await.unwrap();
 }
+
+/// A grant the API server refuses grants nothing in the index (one read
+/// from a file must not allow what no cluster would): each spec here is
+/// refused by the server and ignored by the index; the first, the control,
+/// is taken by both.
+#[tokio::test]
+async fn grants_the_server_refuses_grant_nothing() {
+    let Some(client) = client().await else { return };
+    let ns = namespace("grants");
+    let api: Api<v1::ReferenceGrant> = Api::namespaced(client, &ns);
+    let route =
+        json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "web"});
+    let service = json!({"group": "", "kind": "Service"});
+    let filler = |n: usize| {
+        let from =
+            json!({"group": "gateway.networking.k8s.io", "kind": "GRPCRoute", "namespace": "x"});
+        vec![from; n]
+    };
+    let with = |from: serde_json::Value, to: serde_json::Value| json!({"from": from, "to": to});
+    let mut seventeen = filler(16);
+    seventeen.push(route.clone());
+    // Each refused spec also holds the control's entries, so that only the
+    // whole grant being refused keeps the index from permitting.
+    let cases = [
+        ("control", with(json!([route]), json!([service])), true),
+        ("seventeen-from", with(json!(seventeen), json!([service])), false),
+        ("no-to", with(json!([route]), json!([])), false),
+        (
+            "bad-kind",
+            with(json!([route]), json!([service, {"group": "", "kind": "Service!"}])),
+            false,
+        ),
+        (
+            "bad-group",
+            with(json!([route]), json!([service, {"group": "Core", "kind": "Service"}])),
+            false,
+        ),
+        (
+            "bad-namespace",
+            with(
+                json!([route, {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "Web"}]),
+                json!([service]),
+            ),
+            false,
+        ),
+        (
+            "empty-name",
+            with(json!([route]), json!([service, {"group": "", "kind": "Service", "name": ""}])),
+            false,
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (name, spec, valid) in cases {
+        let object = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ReferenceGrant",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec});
+        let server =
+            api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&object)).await;
+        let server_took = match server {
+            Ok(_) => true,
+            Err(kube::Error::Api(status)) if status.code == 422 => false,
+            Err(other) => panic!("{name}: {other}"),
+        };
+        let grant: v1::ReferenceGrant = serde_json::from_value(object).unwrap();
+        let mut index = backend_tls_policy::Index::default();
+        index.apply(&grant);
+        let from = backend_tls_policy::grant::Referrer::gateway_api("HTTPRoute", "web");
+        let backend = backend_tls_policy::index::BackendRef::service(from, &*ns, "svc", 443);
+        let permitted = !matches!(
+            index.resolve(&backend).outcome(),
+            backend_tls_policy::index::Outcome::RefNotPermitted
+        );
+        if (server_took, permitted) != (valid, valid) {
+            mismatches
+                .push(format!("{name}: server took it {server_took}, index permits {permitted}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    api.delete_collection(&DeleteParams::default(), &ListParams::default()).await.unwrap();
+}
