@@ -1,38 +1,54 @@
 //! Writes the CRDs of this crate as YAML, one file per CRD, named like the
-//! upstream files (`gateway.networking.k8s.io_backendtlspolicies.yaml`).
+//! upstream files (`gateway.networking.k8s.io_backendtlspolicies.yaml`):
+//! the standard channel's in the directory, the experimental channel's in
+//! its `experimental/` folder, as upstream lays them out.
 //!
 //! ```text
-//! cargo run --example crdgen               # into crd-yaml/ of this crate
-//! cargo run --example crdgen -- DIR        # into DIR
-//! cargo run --example crdgen -- -          # all of them to stdout, as one stream
+//! cargo run --example crdgen                      # into crd-yaml/ of this crate
+//! cargo run --example crdgen -- DIR               # into DIR
+//! cargo run --example crdgen -- -                 # the standard CRDs to stdout, as one stream
+//! cargo run --example crdgen -- - experimental    # the experimental ones
 //! ```
 
 use std::{path::PathBuf, process::ExitCode};
 
+use backend_tls_policy::crd::{self, Channel};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 fn main() -> ExitCode {
-    let target = std::env::args_os().nth(1);
-    let crds = backend_tls_policy::crd::all();
+    let mut args = std::env::args_os().skip(1);
+    let target = args.next();
     if target.as_deref() == Some("-".as_ref()) {
-        let docs: Vec<String> = crds.iter().map(render).collect();
+        let channel = match args.next().as_deref().map(|a| a.to_str()) {
+            None | Some(Some("standard")) => Channel::Standard,
+            Some(Some("experimental")) => Channel::Experimental,
+            Some(other) => {
+                eprintln!("crdgen: {other:?} is not a channel (standard or experimental)");
+                return ExitCode::from(2);
+            }
+        };
+        let docs: Vec<String> = crd::all_for(channel).iter().map(render).collect();
         print!("{}", docs.join("---\n"));
         return ExitCode::SUCCESS;
     }
     let dir = target
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crd-yaml"));
-    if let Err(error) = std::fs::create_dir_all(&dir) {
-        eprintln!("crdgen: cannot create {}: {error}", dir.display());
-        return ExitCode::FAILURE;
-    }
-    for crd in &crds {
-        let path = dir.join(file_name(crd));
-        if let Err(error) = std::fs::write(&path, render(crd)) {
-            eprintln!("crdgen: cannot write {}: {error}", path.display());
+    for (channel, dir) in
+        [(Channel::Standard, dir.clone()), (Channel::Experimental, dir.join("experimental"))]
+    {
+        if let Err(error) = std::fs::create_dir_all(&dir) {
+            eprintln!("crdgen: cannot create {}: {error}", dir.display());
             return ExitCode::FAILURE;
         }
-        println!("wrote {}", path.display());
+        for crd in &crd::all_for(channel) {
+            let path = dir.join(file_name(crd));
+            if let Err(error) = std::fs::write(&path, render(crd)) {
+                eprintln!("crdgen: cannot write {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+            println!("wrote {}", path.display());
+        }
     }
     ExitCode::SUCCESS
 }

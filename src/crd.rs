@@ -1,8 +1,11 @@
 //! The CustomResourceDefinitions of the kinds in [`crate::api`], equal in
-//! schema to the upstream Gateway API v1.6.1 standard-channel CRDs.
+//! schema to the upstream Gateway API v1.6.1 CRDs of either release
+//! channel ([`Channel`]).
 //!
 //! Install them from code, or write them out as YAML with
-//! `cargo run --example crdgen` (the files in `crd-yaml/`).
+//! `cargo run --example crdgen` (the files in `crd-yaml/`, and
+//! `crd-yaml/experimental/`). Install the channel the cluster runs: the
+//! standard CRDs on an experimental cluster stop serving `v1alpha3`.
 //!
 //! kube's derive gives one CRD per version; this module merges the versions
 //! and smooths what the derive adds but upstream does not have (`nullable`
@@ -29,10 +32,48 @@ pub fn reference_grants() -> CustomResourceDefinition {
     normalize(v1::ReferenceGrant::crd(), [v1beta1::ReferenceGrant::crd()])
 }
 
-/// Every CRD of this crate, in the order to apply them.
+/// Every CRD of this crate, in the order to apply them (standard channel).
 pub fn all() -> [CustomResourceDefinition; 2] {
     [backend_tls_policies(), reference_grants()]
 }
+
+/// A Gateway API release channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Channel {
+    /// The standard channel: `v1alpha3` of BackendTLSPolicy listed, not
+    /// served.
+    Standard,
+    /// The experimental channel: the same schemas, with `v1alpha3` of
+    /// BackendTLSPolicy served.
+    Experimental,
+}
+
+impl Channel {
+    /// The value of the `gateway.networking.k8s.io/channel` annotation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Experimental => "experimental",
+        }
+    }
+}
+
+/// Every CRD of this crate for `channel`, in the order to apply them.
+pub fn all_for(channel: Channel) -> [CustomResourceDefinition; 2] {
+    all().map(|mut crd| {
+        let annotations = crd.metadata.annotations.get_or_insert_default();
+        annotations.insert(CHANNEL_ANNOTATION.to_owned(), channel.as_str().to_owned());
+        for version in &mut crd.spec.versions {
+            // Deprecated versions are served on the experimental channel
+            // only (of this crate's, v1alpha3 of BackendTLSPolicy).
+            version.served |= channel == Channel::Experimental;
+        }
+        crd
+    })
+}
+
+const CHANNEL_ANNOTATION: &str = "gateway.networking.k8s.io/channel";
 
 /// Merges the single-version CRDs `others` into `first` (versions stay in
 /// this order, as upstream lists them) and brings the result to upstream's

@@ -1,8 +1,8 @@
 //! Wire types: the Gateway API objects as the API server stores them.
 //!
-//! These mirror the upstream CRDs (Gateway API v1.6.1, standard channel)
-//! field for field, with the same limits, patterns and CEL rules in their
-//! schemas, so the CRDs generated from them (see [`crate::crd`]) are the
+//! These mirror the upstream CRDs (Gateway API v1.6.1; the standard and
+//! experimental channels share their schemas) field for field, with the
+//! same limits, patterns and CEL rules in their schemas, so the CRDs generated from them (see [`crate::crd`]) are the
 //! upstream ones. They are permissive on purpose: anything the API server
 //! could hand over deserializes.
 //!

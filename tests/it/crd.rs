@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use backend_tls_policy::crd;
+use backend_tls_policy::crd::{self, Channel};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
@@ -15,13 +15,26 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The upstream CRDs live in the read-only `shared/` folder beside the
-/// project; `UPSTREAM_CRDS` points elsewhere.
-fn upstream_dir() -> PathBuf {
+/// The upstream CRDs of `channel` live in the read-only `shared/` folder
+/// beside the project (`upstream/standard`, `upstream/experimental`);
+/// `UPSTREAM_CRDS` names another folder holding those two.
+fn upstream_dir(channel: Channel) -> PathBuf {
     std::env::var_os("UPSTREAM_CRDS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../shared/upstream/standard"))
+        .unwrap_or_else(|| manifest_dir().join("../shared/upstream"))
+        .join(channel.as_str())
 }
+
+/// Where `cargo run --example crdgen` writes the CRDs of `channel`.
+fn committed_dir(channel: Channel) -> PathBuf {
+    let dir = manifest_dir().join("crd-yaml");
+    match channel {
+        Channel::Experimental => dir.join("experimental"),
+        _ => dir,
+    }
+}
+
+const CHANNELS: [Channel; 2] = [Channel::Standard, Channel::Experimental];
 
 fn load_yaml(path: &Path) -> Value {
     let text = std::fs::read_to_string(path)
@@ -91,10 +104,14 @@ fn diff(path: &str, ours: &Value, upstream: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// The differences between `ours` and an upstream CRD file, descriptions
-/// aside.
-fn differences_from_upstream(mut ours: Value, upstream_file: &str) -> Vec<String> {
-    let mut upstream = load_yaml(&upstream_dir().join(upstream_file));
+/// The differences between `ours` and an upstream CRD file of `channel`,
+/// descriptions aside.
+fn differences_from_upstream(
+    channel: Channel,
+    mut ours: Value,
+    upstream_file: &str,
+) -> Vec<String> {
+    let mut upstream = load_yaml(&upstream_dir(channel).join(upstream_file));
     strip_descriptions(&mut upstream);
     strip_descriptions(&mut ours);
     let mut differences = Vec::new();
@@ -102,27 +119,23 @@ fn differences_from_upstream(mut ours: Value, upstream_file: &str) -> Vec<String
     differences
 }
 
-fn assert_schema_equal(ours: &CustomResourceDefinition, upstream_file: &str) {
-    let differences = differences_from_upstream(serde_json::to_value(ours).unwrap(), upstream_file);
-    assert!(
-        differences.is_empty(),
-        "{} differences from upstream {upstream_file}:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
-}
-
+/// Every CRD of both channels against its upstream file.
 #[test]
-fn backend_tls_policies_match_upstream() {
-    assert_schema_equal(
-        &crd::backend_tls_policies(),
-        "gateway.networking.k8s.io_backendtlspolicies.yaml",
-    );
-}
-
-#[test]
-fn reference_grants_match_upstream() {
-    assert_schema_equal(&crd::reference_grants(), "gateway.networking.k8s.io_referencegrants.yaml");
+fn crds_match_upstream_in_both_channels() {
+    let mut report = Vec::new();
+    for channel in CHANNELS {
+        for ours in crd::all_for(channel) {
+            let file = crdgen::file_name(&ours);
+            let differences =
+                differences_from_upstream(channel, serde_json::to_value(&ours).unwrap(), &file);
+            if !differences.is_empty() {
+                report.push(format!("{channel:?} {file}:\n{}", differences.join("\n")));
+            }
+        }
+    }
+    assert!(report.is_empty(), "differences from upstream:\n{}", report.join("\n"));
+    // `all` is the standard channel's.
+    assert_eq!(crd::all(), crd::all_for(Channel::Standard));
 }
 
 /// The comparison itself must see a difference when there is one.
@@ -133,7 +146,11 @@ fn parity_check_reports_a_changed_limit() {
     spec["properties"]["targetRefs"]["maxItems"] = 17.into();
     spec["required"] = serde_json::json!(["targetRefs"]);
     assert_eq!(
-        differences_from_upstream(ours, "gateway.networking.k8s.io_backendtlspolicies.yaml"),
+        differences_from_upstream(
+            Channel::Standard,
+            ours,
+            "gateway.networking.k8s.io_backendtlspolicies.yaml"
+        ),
         [
             ".spec.versions[v1alpha3].schema.openAPIV3Schema.properties.spec.properties.targetRefs.maxItems: ours 17, upstream 16",
             r#".spec.versions[v1alpha3].schema.openAPIV3Schema.properties.spec.required: ours ["targetRefs"], upstream ["targetRefs","validation"]"#,
@@ -145,8 +162,8 @@ fn parity_check_reports_a_changed_limit() {
 /// After changing the types, run that command and commit the files.
 #[test]
 fn crd_yaml_is_up_to_date() {
-    for crd in crd::all() {
-        let path = manifest_dir().join("crd-yaml").join(crdgen::file_name(&crd));
+    for (channel, crd) in CHANNELS.into_iter().flat_map(|c| crd::all_for(c).map(|crd| (c, crd))) {
+        let path = committed_dir(channel).join(crdgen::file_name(&crd));
         let committed = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         assert!(
@@ -160,8 +177,8 @@ fn crd_yaml_is_up_to_date() {
 /// The committed YAML parses back to the CRD it was rendered from.
 #[test]
 fn crd_yaml_parses_back() {
-    for crd in crd::all() {
-        let path = manifest_dir().join("crd-yaml").join(crdgen::file_name(&crd));
+    for (channel, crd) in CHANNELS.into_iter().flat_map(|c| crd::all_for(c).map(|crd| (c, crd))) {
+        let path = committed_dir(channel).join(crdgen::file_name(&crd));
         let parsed: CustomResourceDefinition =
             serde_json::from_value(load_yaml(&path)).expect("crd-yaml holds CRDs");
         assert_eq!(parsed, crd, "{}", path.display());
