@@ -16,20 +16,27 @@ use backend_tls_policy::crd::{self, Channel};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let target = args.next();
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let usage = || {
+        eprintln!("usage: crdgen [DIR] | crdgen - [standard|experimental]");
+        ExitCode::from(2)
+    };
+    let target = args.first().cloned();
     if target.as_deref() == Some("-".as_ref()) {
-        let channel = match args.next().as_deref().map(|a| a.to_str()) {
+        let channel = match args.get(1).map(|a| a.to_str()) {
             None | Some(Some("standard")) => Channel::Standard,
             Some(Some("experimental")) => Channel::Experimental,
-            Some(other) => {
-                eprintln!("crdgen: {other:?} is not a channel (standard or experimental)");
-                return ExitCode::from(2);
-            }
+            Some(_) => return usage(),
         };
+        if args.len() > 2 {
+            return usage();
+        }
         let docs: Vec<String> = crd::all_for(channel).iter().map(render).collect();
         print!("{}", docs.join("---\n"));
         return ExitCode::SUCCESS;
+    }
+    if args.len() > 1 {
+        return usage();
     }
     let dir = target
         .map(PathBuf::from)

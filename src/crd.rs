@@ -64,10 +64,10 @@ pub fn all_for(channel: Channel) -> [CustomResourceDefinition; 2] {
     all().map(|mut crd| {
         let annotations = crd.metadata.annotations.get_or_insert_default();
         annotations.insert(CHANNEL_ANNOTATION.to_owned(), channel.as_str().to_owned());
-        for version in &mut crd.spec.versions {
-            // Deprecated versions are served on the experimental channel
-            // only (of this crate's, v1alpha3 of BackendTLSPolicy).
-            version.served |= channel == Channel::Experimental;
+        if channel == Channel::Experimental {
+            // Every version is served there; on the standard channel,
+            // v1alpha3 of BackendTLSPolicy is listed only.
+            crd.spec.versions.iter_mut().for_each(|version| version.served = true);
         }
         crd
     })

@@ -16,7 +16,8 @@
 //!   `CustomResource` derive, so `kube::Api<BackendTlsPolicy>` just works,
 //!   and the part of a Gateway read for its client certificate;
 //! - [`crd`]: their CustomResourceDefinitions, schema-equal to the upstream
-//!   Gateway API v1.6.1 standard channel, CEL rules and messages included;
+//!   Gateway API v1.6.1 ones of either channel, CEL rules and messages
+//!   included;
 //! - [`name`] and [`policy`]: validated types. [`ValidatedPolicy`] is
 //!   reachable only through `TryFrom` from the wire spec, and the
 //!   [`ValidationErrors`] on the way name every problem by field path, in

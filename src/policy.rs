@@ -598,11 +598,11 @@ fn validate_options(
     errors.max_items(PATH, options.len(), 16);
     let mut valid = BTreeMap::new();
     for (raw, value) in options {
-        let key = errors.check(format!("{PATH}[{raw}]"), raw, DomainPrefixedName::try_from);
+        // The API server's path for a map entry: a dot, then the key.
+        let key = errors.check(format!("{PATH}.{raw}"), raw, DomainPrefixedName::try_from);
         let len = value.chars().count();
         if len > 4096 {
             let reason = NameError::TooLong { max: 4096, len };
-            // The API server's path for a map value: a dot, then the key.
             let problem = Problem::InvalidValue { value: value.clone(), reason };
             errors.push(format!("{PATH}.{raw}"), problem);
         } else if let Some(key) = key {

@@ -8,7 +8,7 @@
 //!
 //! | kind | versions |
 //! | --- | --- |
-//! | `BackendTLSPolicy` | [`v1`] (served, stored), [`v1alpha3`] (deprecated, listed, not served) |
+//! | `BackendTLSPolicy` | [`v1`] (served, stored), [`v1alpha3`] (deprecated; served on the experimental channel only) |
 //! | `ReferenceGrant` | [`v1`] (served), [`v1beta1`] (served, stored) |
 //! | `Gateway` (read for `spec.tls.backend` only; its CRD is not ours) | [`v1`] |
 

@@ -1034,6 +1034,37 @@ mod grants {
         assert!(!reference("TLSRoute", "frontend", "svc"));
     }
 
+    /// A grant the API server would refuse grants nothing, though some of
+    /// its entries would allow the reference (`apiserver.rs` checks the
+    /// server refuses each).
+    #[test]
+    fn a_grant_the_server_refuses_grants_nothing() {
+        let mut index = setup();
+        let valid = mk_grant(BACKEND_NS, "g", HTTP_ROUTE, ("", "Service", None));
+        index.apply(&valid);
+        assert!(permitted(&index, &from_frontend("HTTPRoute")));
+        let mut seventeen = valid.clone();
+        seventeen.spec.from = vec![seventeen.spec.from[0].clone(); 17];
+        let mut bad_kind = valid.clone();
+        bad_kind.spec.to.push(ReferenceGrantTo {
+            group: "".into(),
+            kind: "Service!".into(),
+            name: None,
+        });
+        let mut empty_name = valid.clone();
+        empty_name.spec.to.push(ReferenceGrantTo {
+            group: "".into(),
+            kind: "Service".into(),
+            name: Some("".into()),
+        });
+        for refused in [seventeen, bad_kind, empty_name] {
+            index.apply(&refused);
+            assert!(!permitted(&index, &from_frontend("HTTPRoute")), "{:?}", refused.spec);
+            index.apply(&valid);
+            assert!(permitted(&index, &from_frontend("HTTPRoute")));
+        }
+    }
+
     #[test]
     fn grant_naming_another_service_denies() {
         let mut index = setup();

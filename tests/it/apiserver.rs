@@ -265,8 +265,9 @@ async fn grants_the_server_refuses_grant_nothing() {
     let with = |from: serde_json::Value, to: serde_json::Value| json!({"from": from, "to": to});
     let mut seventeen = filler(16);
     seventeen.push(route.clone());
-    // Each refused spec also holds the control's entries, so that only the
-    // whole grant being refused keeps the index from permitting.
+    // Each refused spec (but `no-to`) also holds the control's entries, so
+    // that only the whole grant being refused keeps the index from
+    // permitting.
     let cases = [
         ("control", with(json!([route]), json!([service])), true),
         ("seventeen-from", with(json!(seventeen), json!([service])), false),
