@@ -17,8 +17,9 @@
 //! it (the `ca_bundle` fuzz target checks this against rustls' reader).
 //! Duplicate certificates are harmless and kept. A certificate that is not
 //! a CA (a self-signed backend certificate, say) is accepted as a trust
-//! anchor: it pins that certificate's key, which is what such a bundle asks
-//! for.
+//! anchor, as rustls takes it. Like any anchor it is then a CA to webpki,
+//! which does not check an anchor's basic constraints: its key can sign
+//! other certificates that the policy trusts (see SECURITY.md).
 //!
 //! Bounds: at most [`MAX_BUNDLE_BYTES`] bytes and [`MAX_BUNDLE_CERTIFICATES`]
 //! blocks per bundle; past either the bundle is refused unparsed, so the

@@ -60,6 +60,7 @@ pub struct BackendTls {
 pub struct TlsParams {
     /// ALPN protocols to offer, for example from the Service port's
     /// `appProtocol`; the policy's `alpn-protocols` option takes precedence.
+    /// Each must be 1 to 255 bytes long ([`TlsError::InvalidAlpn`]).
     pub alpn: Vec<Vec<u8>>,
     /// The Gateway's client certificate (GEP-3155), if it has one.
     pub client_certificate: Option<ClientCertificate>,
@@ -97,6 +98,13 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("rustls refused the configuration")]
     Rustls(#[source] rustls::Error),
+    /// A protocol of [`TlsParams::alpn`] is empty or longer than 255 bytes
+    /// (its length is one byte on the wire).
+    #[error("TlsParams::alpn holds a protocol of {len} bytes (1 to 255 allowed)")]
+    InvalidAlpn {
+        /// The protocol's length.
+        len: usize,
+    },
 }
 
 /// Builds the configuration for an applied policy with the process-default
@@ -116,10 +124,12 @@ pub fn client_config(applied: &AppliedPolicy, params: &TlsParams) -> Result<Back
 /// # Errors
 ///
 /// [`TlsError::Unusable`] when the policy has problems (invalid, CA
-/// references that do not resolve, a port that is not TCP, options wrong whatever the
-/// provider…), [`TlsError::Options`] for options `provider` cannot meet,
-/// [`TlsError::Rustls`] when rustls refuses the result (for
-/// example a client key that does not match its certificate).
+/// references that do not resolve, a port that is not TCP, options wrong
+/// whatever the provider…), [`TlsError::Options`] for options `provider`
+/// cannot meet, [`TlsError::InvalidAlpn`] for a protocol of
+/// `params.alpn` that cannot go on the wire, [`TlsError::Rustls`] when
+/// rustls refuses the result (for example a client key that does not match
+/// its certificate).
 pub fn client_config_with_provider(
     applied: &AppliedPolicy,
     params: &TlsParams,
@@ -131,6 +141,11 @@ pub fn client_config_with_provider(
     };
     let policy = applied.usable().map_err(unusable)?;
     let roots = applied.roots().ok_or_else(|| unusable(&[PolicyProblem::NoValidCACertificate]))?;
+    // rustls writes each protocol's length as one byte (and asserts it is
+    // not zero): say so rather than send a malformed ClientHello.
+    if let Some(bad) = params.alpn.iter().find(|p| !(1..=255).contains(&p.len())) {
+        return Err(TlsError::InvalidAlpn { len: bad.len() });
+    }
     let domain = applied.options_domain().map(|d| &**d);
     build(policy, roots.clone(), domain, params, &provider).map_err(|e| match e {
         BuildError::Options(errors) => {

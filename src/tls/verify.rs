@@ -129,12 +129,17 @@ impl PresentedNames {
 /// Whether a configured `*.suffix` covers a presented DNS name: exactly one
 /// non-empty label before the suffix (`a.example.com`, not
 /// `a.b.example.com` nor `example.com`), or the same wildcard. DNS names
-/// compare without regard to ASCII case.
+/// compare without regard to ASCII case. Presented names webpki would skip
+/// are skipped: malformed ones, and wildcards over fewer than two labels.
 fn wildcard_matches(configured: &SanHostname, presented: &str) -> bool {
     let suffix = &configured.as_str()[1..]; // ".example.com"
     let presented = presented.strip_suffix('.').unwrap_or(presented);
-    if presented.eq_ignore_ascii_case(configured.as_str()) {
-        return true;
+    if let Some(covered) = presented.strip_prefix("*.") {
+        let well_formed = covered.contains('.') && DnsName::try_from(covered).is_ok();
+        return well_formed && presented.eq_ignore_ascii_case(configured.as_str());
+    }
+    if DnsName::try_from(presented).is_err() {
+        return false;
     }
     let Some(split) = presented.len().checked_sub(suffix.len()) else { return false };
     let (label, rest) = presented.split_at_checked(split).unwrap_or(("", ""));
@@ -159,8 +164,15 @@ mod tests {
             ("aexample.com", false),
             ("a.example.org", false),
             ("*.b.example.com", false),
+            ("a_b.example.com", true),
+            ("a b.example.com", false),
+            ("-a.example.com", false),
         ] {
             assert_eq!(wildcard_matches(&pattern, presented), matches, "{presented}");
         }
+        // A presented wildcard over one label is no name webpki takes.
+        let broad = SanHostname::try_from("*.com").unwrap();
+        assert!(!wildcard_matches(&broad, "*.com"));
+        assert!(wildcard_matches(&broad, "a.com"));
     }
 }

@@ -776,6 +776,17 @@ fn options_narrow_the_configuration() {
     assert!(tls::client_config_with_provider(&resolve_shop(&index), &params, provider()).is_ok());
     assert!(index.policy_conditions(&ObjectKey::new("shop", "shop-tls")).unwrap().accepted.status);
 
+    // The caller's ALPN too: a protocol's length is one byte on the wire,
+    // and an empty one is none.
+    for (protocol, len) in [(vec![b'a'; 256], 256), (Vec::new(), 0)] {
+        let params = TlsParams { alpn: vec![b"h2".to_vec(), protocol], ..Default::default() };
+        let applied = policy_with(json!({}));
+        let error = TlsCache::default()
+            .client_config_with_provider(&applied, &params, provider())
+            .unwrap_err();
+        assert!(matches!(error, TlsError::InvalidAlpn { len: l } if l == len), "{error}");
+    }
+
     // An ALPN protocol's length is one byte on the wire.
     let long = "a".repeat(256);
     let applied = policy_with(json!({"example.com/alpn-protocols": format!("h2,{long}")}));
