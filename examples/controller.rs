@@ -14,7 +14,8 @@
 //! It connects with the usual kubeconfig or in-cluster configuration. An API
 //! server without the core API (such as the CRD-only server used by this
 //! crate's tests) has no Services, ConfigMaps or Secrets: the controller
-//! says so and takes them from `--manifests` instead. Ctrl-C stops it.
+//! says so and takes them from `--manifests` instead. Ctrl-C or SIGTERM
+//! stops it.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -71,6 +72,14 @@ async fn main() -> ExitCode {
         )
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Installed first, so that a signal that comes early is not lost.
+    let stop = match shutdown_signal() {
+        Ok(stop) => stop,
+        Err(e) => {
+            error!(error = %e, "cannot listen for signals");
+            return ExitCode::FAILURE;
+        }
+    };
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -134,8 +143,7 @@ async fn main() -> ExitCode {
         ..Default::default()
     };
     let mut changes = index.changes();
-    // Made once: a signal between two waits is not lost.
-    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut stop = std::pin::pin!(stop);
     // Grows while writes fail (RBAC, admission, an API server in trouble),
     // so that failing writes are not sent again at every change.
     let mut backoff = Duration::ZERO;
@@ -199,6 +207,30 @@ async fn main() -> ExitCode {
     }
     info!("shutting down");
     ExitCode::SUCCESS
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM (how Kubernetes stops a pod). The
+/// handlers are installed when this is called, not when it is first polled.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut interrupt, mut terminate) =
+            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let ctrl_c = tokio::signal::ctrl_c();
+        Ok(async move {
+            let _ = ctrl_c.await;
+        })
+    }
 }
 
 /// The longest wait between passes while status writes fail.
