@@ -149,11 +149,9 @@ impl SharedIndex {
     /// is dropped before, the index is not until another feeder of `K`
     /// has listed (a restarted watch).
     pub fn feeder<K: Indexed>(&self) -> Feeder<K> {
-        let kind = K::NAME;
-        self.listing.send_modify(|l| *l.pending.entry(kind).or_default() += 1);
+        self.listing.send_modify(|l| *l.pending.entry(K::NAME).or_default() += 1);
         Feeder {
             index: self.clone(),
-            kind,
             relist: None,
             fed: HashSet::new(),
             listing: true,
@@ -298,10 +296,8 @@ pub struct NotSynced;
 /// A relist speaks for its own watch only: feeders of one kind for
 /// different namespaces or selectors, and objects applied to the index
 /// otherwise (say, from files), do not remove each other's objects.
-pub struct Feeder<K> {
+pub struct Feeder<K: Indexed> {
     index: SharedIndex,
-    /// The kind, for logs and [`SharedIndex::waiting_for`].
-    kind: &'static str,
     /// The keys of the list in progress.
     relist: Option<HashSet<ObjectKey>>,
     /// The objects this feeder put in the index and has not deleted.
@@ -352,7 +348,7 @@ impl<K: Indexed> Feeder<K> {
                     });
                 }
                 if std::mem::take(&mut self.listing) {
-                    self.index.one_listed(self.kind, false);
+                    self.index.one_listed(K::NAME, false);
                 } else if relisted {
                     self.index.listing.send_modify(|l| l.relisting -= 1);
                 }
@@ -364,18 +360,18 @@ impl<K: Indexed> Feeder<K> {
 /// A feeder dropped before its first list leaves its kind incomplete for
 /// good: the index is never [synced](SharedIndex::is_synced) from then on,
 /// so the data path refuses and status is not written.
-impl<K> Drop for Feeder<K> {
+impl<K: Indexed> Drop for Feeder<K> {
     fn drop(&mut self) {
         if self.relist.is_some() && !self.listing {
             self.index.listing.send_modify(|l| l.relisting -= 1);
         }
         if std::mem::take(&mut self.listing) {
             tracing::error!(
-                kind = self.kind,
+                kind = K::NAME,
                 "a watch ended before its first list: the index stays incomplete, \
                  so backends are refused (NotSynced) and status is not written"
             );
-            self.index.one_listed(self.kind, true);
+            self.index.one_listed(K::NAME, true);
         }
     }
 }
