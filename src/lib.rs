@@ -97,7 +97,7 @@
 //! let gateway = ParentReference { namespace: Some("infra".into()), name: "edge".into(), ..Default::default() };
 //! let now = Time(k8s_openapi::jiff::Timestamp::now());
 //! let merged = status::merge(
-//!     index.policy(&key).unwrap().status.as_ref(),
+//!     index.policy(&key).unwrap(),
 //!     "example.com/gateway-controller",
 //!     [(gateway, conditions.to_conditions(&now))],
 //! );

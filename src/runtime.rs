@@ -441,7 +441,7 @@ pub async fn write_status(
     ours: impl IntoIterator<Item = (ParentReference, Vec<Condition>)>,
 ) -> Result<StatusWrite, StatusError> {
     let key = ObjectKey::of(&policy.metadata).ok_or(StatusError::Unnamed)?;
-    let merged = status::merge(policy.status.as_ref(), controller_name.as_str(), ours);
+    let merged = status::merge(policy, controller_name.as_str(), ours);
     let outcome = if merged.changed {
         let body = json!({
             "apiVersion": "gateway.networking.k8s.io/v1",

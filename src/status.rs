@@ -7,7 +7,7 @@ use std::fmt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::{
-    api::v1::{ParentReference, PolicyAncestorStatus, PolicyStatus},
+    api::v1::{BackendTlsPolicy, ParentReference, PolicyAncestorStatus, PolicyStatus},
     index::PortProtocol,
     policy::{CaCertificateRef, GroupKind},
     tls::ca::{BlockError, BlockProblem, BundleError},
@@ -356,7 +356,7 @@ pub struct Merged {
     pub dropped: Vec<ParentReference>,
 }
 
-/// Writes this controller's entries into a policy's status.
+/// Writes this controller's entries into `policy`'s status.
 ///
 /// `ours` is the complete set of ancestors (usually Gateways) this
 /// controller reports the policy for, with their conditions. Entries of
@@ -368,16 +368,27 @@ pub struct Merged {
 /// `observedGeneration` is newer than the one offered is kept (we are looking
 /// at an old version of the policy). At most [`MAX_ANCESTORS`] entries are
 /// written; the ancestors that did not fit come back in [`Merged::dropped`].
-/// An ancestor offered twice (its group and kind written out or not; its
-/// namespace is compared as given) is reported once, with the first
-/// conditions offered for it. Merging the
-/// result again with the same input changes nothing.
+/// Ancestors compare with the API server's defaults applied: group and
+/// kind written out or not, and no namespace meaning the policy's own. An
+/// ancestor offered twice is reported once, with the first conditions
+/// offered for it. Merging the result again with the same input changes
+/// nothing.
 pub fn merge(
-    existing: Option<&PolicyStatus>,
+    policy: &BackendTlsPolicy,
     controller_name: &str,
     ours: impl IntoIterator<Item = (ParentReference, Vec<Condition>)>,
 ) -> Merged {
-    let existing_ancestors = existing.map(|s| s.ancestors.as_slice()).unwrap_or_default();
+    let existing_ancestors =
+        policy.status.as_ref().map(|s| s.ancestors.as_slice()).unwrap_or_default();
+    let local = policy.metadata.namespace.as_deref();
+    let same_ancestor = |a: &ParentReference, b: &ParentReference| {
+        a.group() == b.group()
+            && a.kind() == b.kind()
+            && a.namespace.as_deref().or(local) == b.namespace.as_deref().or(local)
+            && a.name == b.name
+            && a.section_name == b.section_name
+            && a.port == b.port
+    };
     let is_ours = |entry: &PolicyAncestorStatus| entry.controller_name == controller_name;
     // One entry per ancestor (the list is keyed by ancestor and
     // controller): two routes reaching one Gateway name it twice.
@@ -430,16 +441,6 @@ pub fn merge(
     Merged { status: PolicyStatus { ancestors }, changed, dropped }
 }
 
-/// Ancestor references compare with the API server's defaults applied.
-fn same_ancestor(a: &ParentReference, b: &ParentReference) -> bool {
-    a.group() == b.group()
-        && a.kind() == b.kind()
-        && a.namespace == b.namespace
-        && a.name == b.name
-        && a.section_name == b.section_name
-        && a.port == b.port
-}
-
 fn is_newer(stored: &PolicyAncestorStatus, offered: &[Condition]) -> bool {
     let generation = |cs: &[Condition]| cs.iter().filter_map(|c| c.observed_generation).max();
     matches!((generation(&stored.conditions), generation(offered)), (Some(s), Some(o)) if s > o)
@@ -478,6 +479,17 @@ mod tests {
 
     fn at(seconds: i64) -> Time {
         Time(Timestamp::from_second(1_800_000_000 + seconds).unwrap())
+    }
+
+    /// A policy in `shop`, as last read.
+    fn stored(status: &PolicyStatus) -> BackendTlsPolicy {
+        BackendTlsPolicy { status: Some(status.clone()), ..fresh() }
+    }
+
+    fn fresh() -> BackendTlsPolicy {
+        let mut policy = BackendTlsPolicy::new("shop-tls", Default::default());
+        policy.metadata.namespace = Some("shop".into());
+        policy
     }
 
     fn gateway(name: &str) -> ParentReference {
@@ -544,13 +556,13 @@ mod tests {
     #[test]
     fn leaves_other_controllers_alone_and_is_idempotent() {
         let existing = PolicyStatus { ancestors: vec![entry(THEM, "a"), entry(US, "old")] };
-        let first = merge(Some(&existing), US, [(gateway("b"), conditions(true, 2, 10))]);
+        let first = merge(&stored(&existing), US, [(gateway("b"), conditions(true, 2, 10))]);
         assert!(first.changed);
         assert_eq!(first.status.ancestors[0], existing.ancestors[0], "theirs untouched, in place");
         assert_eq!(first.status.ancestors.len(), 2, "our stale entry for `old` is gone");
         assert_eq!(first.status.ancestors[1].ancestor_ref.name, "b");
 
-        let second = merge(Some(&first.status), US, [(gateway("b"), conditions(true, 2, 20))]);
+        let second = merge(&stored(&first.status), US, [(gateway("b"), conditions(true, 2, 20))]);
         assert!(!second.changed);
         assert_eq!(second.status, first.status);
     }
@@ -572,23 +584,23 @@ mod tests {
                 (gateway("a"), conditions(false, 1, 0)),
             ]
         };
-        let first = merge(None, US, offered());
+        let first = merge(&fresh(), US, offered());
         let names: Vec<_> = first.status.ancestors.iter().map(|e| &e.ancestor_ref.name).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(first.status.ancestors[0].conditions[0].status, "True", "the first offered");
-        assert!(!merge(Some(&first.status), US, offered()).changed);
+        assert!(!merge(&stored(&first.status), US, offered()).changed);
     }
 
     #[test]
     fn keeps_transition_time_while_status_holds() {
-        let first = merge(None, US, [(gateway("a"), conditions(true, 1, 0))]);
-        let second = merge(Some(&first.status), US, [(gateway("a"), conditions(true, 2, 50))]);
+        let first = merge(&fresh(), US, [(gateway("a"), conditions(true, 1, 0))]);
+        let second = merge(&stored(&first.status), US, [(gateway("a"), conditions(true, 2, 50))]);
         let accepted = &second.status.ancestors[0].conditions[0];
         assert_eq!(accepted.last_transition_time, at(0));
         assert_eq!(accepted.observed_generation, Some(2));
         assert!(second.changed, "observedGeneration moved");
 
-        let third = merge(Some(&second.status), US, [(gateway("a"), conditions(false, 3, 99))]);
+        let third = merge(&stored(&second.status), US, [(gateway("a"), conditions(false, 3, 99))]);
         let accepted = &third.status.ancestors[0].conditions[0];
         assert_eq!(
             (accepted.status.as_str(), accepted.last_transition_time.clone()),
@@ -602,7 +614,7 @@ mod tests {
     /// of the controller set it) stays, and the entry never passes 8.
     #[test]
     fn keeps_condition_types_it_does_not_offer() {
-        let mut stored = entry(US, "a");
+        let mut ours = entry(US, "a");
         let programmed = |status: &str| Condition {
             type_: "example.com/Programmed".into(),
             status: status.into(),
@@ -611,9 +623,9 @@ mod tests {
             observed_generation: Some(1),
             last_transition_time: at(5),
         };
-        stored.conditions.push(programmed("True"));
-        let existing = PolicyStatus { ancestors: vec![stored] };
-        let merged = merge(Some(&existing), US, [(gateway("a"), conditions(true, 1, 9))]);
+        ours.conditions.push(programmed("True"));
+        let existing = PolicyStatus { ancestors: vec![ours] };
+        let merged = merge(&stored(&existing), US, [(gateway("a"), conditions(true, 1, 9))]);
         assert!(!merged.changed, "{:?}", merged.status);
         assert_eq!(merged.status.ancestors[0].conditions[2], programmed("True"));
 
@@ -624,7 +636,7 @@ mod tests {
                 ..programmed("True")
             }),
         );
-        let merged = merge(Some(&many), US, [(gateway("a"), conditions(false, 2, 9))]);
+        let merged = merge(&stored(&many), US, [(gateway("a"), conditions(false, 2, 9))]);
         let types: Vec<_> =
             merged.status.ancestors[0].conditions.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types.len(), MAX_CONDITIONS);
@@ -637,7 +649,7 @@ mod tests {
         let existing = PolicyStatus { ancestors: theirs };
         let ours: Vec<_> =
             (0..8).map(|i| (gateway(&format!("u{i}")), conditions(true, 1, 0))).collect();
-        let merged = merge(Some(&existing), US, ours);
+        let merged = merge(&stored(&existing), US, ours);
         assert_eq!(merged.status.ancestors.len(), MAX_ANCESTORS);
         let dropped: Vec<_> = merged.dropped.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(dropped, ["u6", "u7"]);
@@ -649,7 +661,7 @@ mod tests {
         ancestors.push(entry(US, "mine"));
         let existing = PolicyStatus { ancestors };
         let merged = merge(
-            Some(&existing),
+            &stored(&existing),
             US,
             [(gateway("new"), conditions(true, 1, 0)), (gateway("mine"), conditions(true, 1, 0))],
         );
@@ -660,8 +672,8 @@ mod tests {
 
     #[test]
     fn does_not_overwrite_a_newer_generation() {
-        let newer = merge(None, US, [(gateway("a"), conditions(true, 5, 0))]);
-        let stale = merge(Some(&newer.status), US, [(gateway("a"), conditions(false, 4, 10))]);
+        let newer = merge(&fresh(), US, [(gateway("a"), conditions(true, 5, 0))]);
+        let stale = merge(&stored(&newer.status), US, [(gateway("a"), conditions(false, 4, 10))]);
         assert!(!stale.changed);
         assert_eq!(stale.status, newer.status);
     }
@@ -676,8 +688,41 @@ mod tests {
         let existing = PolicyStatus {
             ancestors: vec![PolicyAncestorStatus { ancestor_ref: explicit, ..entry(US, "a") }],
         };
-        let merged = merge(Some(&existing), US, [(gateway("a"), conditions(true, 1, 0))]);
+        let merged = merge(&stored(&existing), US, [(gateway("a"), conditions(true, 1, 0))]);
         assert!(!merged.changed, "{:?}", merged.status);
+    }
+
+    /// An ancestor without a namespace is in the policy's: it is the same
+    /// ancestor as one naming that namespace, and not one in another.
+    #[test]
+    fn no_namespace_is_the_policys_own() {
+        let in_shop = |namespace: Option<&str>| ParentReference {
+            namespace: namespace.map(Into::into),
+            name: "edge".into(),
+            ..Default::default()
+        };
+        let first = merge(
+            &fresh(),
+            US,
+            [
+                (in_shop(None), conditions(true, 1, 0)),
+                (in_shop(Some("shop")), conditions(false, 1, 0)),
+                (in_shop(Some("infra")), conditions(true, 1, 0)),
+            ],
+        );
+        let namespaces: Vec<_> =
+            first.status.ancestors.iter().map(|e| e.ancestor_ref.namespace.as_deref()).collect();
+        assert_eq!(namespaces, [None, Some("infra")]);
+
+        let spelled_out = merge(
+            &stored(&first.status),
+            US,
+            [
+                (in_shop(Some("shop")), conditions(true, 1, 50)),
+                (in_shop(Some("infra")), conditions(true, 1, 50)),
+            ],
+        );
+        assert!(!spelled_out.changed, "{:?}", spelled_out.status);
     }
 
     #[test]
