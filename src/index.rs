@@ -139,8 +139,10 @@ impl fmt::Display for BackendKind {
     }
 }
 
-/// One port of a backend.
+/// One port of a backend. Build one with [`BackendPort::new`] (more
+/// fields may come, such as the port's `appProtocol`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BackendPort {
     /// The port's name; `sectionName` refers to it.
     pub name: Option<String>,
@@ -201,6 +203,12 @@ impl fmt::Display for PortProtocol {
 }
 
 impl BackendPort {
+    /// A port: its name (which `sectionName` refers to), number and
+    /// protocol.
+    pub fn new(name: Option<String>, port: i32, protocol: PortProtocol) -> Self {
+        Self { name, port, protocol }
+    }
+
     fn label(&self) -> String {
         match &self.name {
             Some(name) => format!("{} ({name})", self.port),

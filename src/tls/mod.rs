@@ -55,8 +55,15 @@ pub struct BackendTls {
     pub server_name: ServerName<'static>,
 }
 
-/// What the embedding implementation adds to the policy.
+/// What the embedding implementation adds to the policy. Start from
+/// `TlsParams::default()` and set the fields (more may come):
+///
+/// ```
+/// let mut params = backend_tls_policy::tls::TlsParams::default();
+/// params.alpn = vec![b"h2".to_vec()];
+/// ```
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct TlsParams {
     /// ALPN protocols to offer, for example from the Service port's
     /// `appProtocol`; the policy's `alpn-protocols` option takes precedence.

@@ -169,7 +169,8 @@ pub(crate) fn applied(ca_pem: &str, hostname: &str, sans: serde_json::Value) -> 
 /// the policy's `hostname` as written (and `serve` checks that the SNI is
 /// that name).
 pub(crate) fn config(applied: &AppliedPolicy, client: Option<ClientCertificate>) -> BackendTls {
-    let params = TlsParams { client_certificate: client, ..Default::default() };
+    let mut params = TlsParams::default();
+    params.client_certificate = client;
     let tls = tls::client_config_with_provider(applied, &params, provider()).unwrap();
     let hostname = applied.policy().spec.validation.hostname.clone();
     assert_eq!(tls.server_name, ServerName::try_from(hostname).unwrap());
@@ -725,7 +726,8 @@ fn options_narrow_the_configuration() {
         index
     };
     let policy_with = |options| resolve_shop(&index_with(options));
-    let params = TlsParams { alpn: vec![b"http/1.1".to_vec()], ..Default::default() };
+    let mut params = TlsParams::default();
+    params.alpn = vec![b"http/1.1".to_vec()];
 
     let applied = policy_with(json!({
         "example.com/min-tls-version": "1.3",
@@ -779,7 +781,8 @@ fn options_narrow_the_configuration() {
     // The caller's ALPN too: a protocol's length is one byte on the wire,
     // and an empty one is none.
     for (protocol, len) in [(vec![b'a'; 256], 256), (Vec::new(), 0)] {
-        let params = TlsParams { alpn: vec![b"h2".to_vec(), protocol], ..Default::default() };
+        let mut params = TlsParams::default();
+        params.alpn = vec![b"h2".to_vec(), protocol];
         let applied = policy_with(json!({}));
         let error = TlsCache::default()
             .client_config_with_provider(&applied, &params, provider())
@@ -936,7 +939,8 @@ fn no_provider_refuses_a_mismatched_pair_when_building() {
     };
     assert!(!key_check_possible(), "a provider would have refused the pair");
     let policy = applied(&ca.pem, "abc.example.com", json!(null));
-    let params = TlsParams { client_certificate: Some(client), ..Default::default() };
+    let mut params = TlsParams::default();
+    params.client_certificate = Some(client);
     let built = tls::client_config_with_provider(&policy, &params, provider());
     assert!(matches!(built, Err(TlsError::Rustls(_))), "{built:?}");
 }
@@ -1085,7 +1089,8 @@ fn cache_keeps_the_client_certificate_until_its_secret_changes() {
     let provider = provider();
     let get = |index: &Index| {
         let client_certificate = index.client_certificate(&gateway).unwrap();
-        let params = TlsParams { client_certificate, ..Default::default() };
+        let mut params = TlsParams::default();
+        params.client_certificate = client_certificate;
         cache.client_config_with_provider(&resolve_shop(index), &params, provider.clone()).unwrap()
     };
     let mut index = Index::default();
