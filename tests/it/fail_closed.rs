@@ -263,6 +263,24 @@ async fn fail_closed_matrix() {
             server: abc.clone(),
             expect: Expect::HandshakeFails(name_mismatch),
         },
+        // The backend presents `spiffe://abc.example.com/id`: a policy naming
+        // a prefix of it (a SPIFFE trust domain, a parent path) must not match.
+        Row {
+            name: "a URI SAN that is a prefix of the presented one",
+            ca_crt: ca.pem.clone(),
+            hostname: "abc.example.com",
+            sans: json!([{"type": "URI", "uri": "spiffe://abc.example.com/i"}]),
+            server: abc.clone(),
+            expect: Expect::HandshakeFails(name_mismatch),
+        },
+        Row {
+            name: "a URI SAN naming only the presented one's trust domain",
+            ca_crt: ca.pem.clone(),
+            hostname: "abc.example.com",
+            sans: json!([{"type": "URI", "uri": "spiffe://abc.example.com"}]),
+            server: abc.clone(),
+            expect: Expect::HandshakeFails(name_mismatch),
+        },
         Row {
             name: "a URI SAN differing by a trailing slash",
             ca_crt: ca.pem.clone(),
