@@ -573,10 +573,48 @@ fn the_tls_cache_sweeps_what_nothing_holds_as_it_grows() {
     let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
     for i in 0..300 {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let before = cache.unswept_len();
         cache.client_config_with_provider(applied, &Default::default(), provider).unwrap();
         let held = cache.unswept_len();
         assert!(held <= 2 * 2 + 64, "{held} configurations after {i} providers");
+        assert!(held == before + 1 || held < before, "a new provider is a miss: {before} → {held}");
     }
+}
+
+/// The caller's ALPN and provider are part of what a configuration is
+/// for: each gets its own, and asking again gets the same one back.
+#[test]
+fn the_tls_cache_keeps_apart_alpn_and_providers() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_policy("p", 0, "svc", None, "abc.example.com"));
+    let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
+    let cache = crate::tls::TlsCache::default();
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
+    let one_suite = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384],
+        ..rustls::crypto::ring::default_provider()
+    });
+    let config = |alpn: &[u8], provider: &Arc<rustls::crypto::CryptoProvider>| {
+        let mut params = crate::tls::TlsParams::default();
+        params.alpn = vec![alpn.to_vec()];
+        cache.client_config_with_provider(applied, &params, provider.clone()).unwrap().config
+    };
+    let h2 = config(b"h2", &ring);
+    let http1 = config(b"http/1.1", &ring);
+    assert!(!Arc::ptr_eq(&h2, &http1));
+    assert_eq!(
+        (h2.alpn_protocols.clone(), http1.alpn_protocols.clone()),
+        (vec![b"h2".to_vec()], vec![b"http/1.1".to_vec()])
+    );
+    assert!(Arc::ptr_eq(&h2, &config(b"h2", &ring)));
+
+    let restricted = config(b"h2", &one_suite);
+    assert!(!Arc::ptr_eq(&h2, &restricted));
+    assert_eq!(restricted.crypto_provider().cipher_suites.len(), 1);
+    assert!(h2.crypto_provider().cipher_suites.len() > 1);
+    assert!(Arc::ptr_eq(&restricted, &config(b"h2", &one_suite)));
 }
 
 /// Policies naming the same CA object share its trust anchors; one naming
