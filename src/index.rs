@@ -517,6 +517,10 @@ pub trait Indexed: sealed::Sealed + kube::Resource {
     /// The kind and, where the index takes two, its version, for logs.
     #[doc(hidden)]
     const NAME: &'static str;
+    /// Whether this is a `BackendTLSPolicy` version: without those listed,
+    /// every backend would read as having none.
+    #[doc(hidden)]
+    const POLICY: bool = false;
     /// Reads what the object holds as of `now` (CA certificates'
     /// validity).
     #[doc(hidden)]
@@ -1030,6 +1034,7 @@ impl Eq for CaSource {}
 impl sealed::Sealed for v1::BackendTlsPolicy {}
 impl Indexed for v1::BackendTlsPolicy {
     const NAME: &'static str = "BackendTLSPolicy";
+    const POLICY: bool = true;
 
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.apply_policy(self);
@@ -1045,6 +1050,7 @@ impl Indexed for v1::BackendTlsPolicy {
 impl sealed::Sealed for crate::api::v1alpha3::BackendTlsPolicy {}
 impl Indexed for crate::api::v1alpha3::BackendTlsPolicy {
     const NAME: &'static str = "BackendTLSPolicy v1alpha3";
+    const POLICY: bool = true;
 
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.apply_policy(&v1::BackendTlsPolicy::from(self.clone()));

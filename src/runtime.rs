@@ -52,8 +52,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::{
-    api::v1::{BackendTlsPolicy, ParentReference},
-    index::{BackendRef, Index, Indexed, ObjectKey, Outcome},
+    api::{
+        v1::{BackendTlsPolicy, ParentReference},
+        v1alpha3,
+    },
+    index::{BackendRef, Index, Indexed, ObjectKey, Resolution},
     name::ControllerName,
     status,
 };
@@ -73,9 +76,13 @@ pub struct SharedIndex {
 struct Listing {
     /// Feeders still to finish their first list, by kind.
     pending: BTreeMap<&'static str, usize>,
-    /// Kinds whose feeder went before its first list, and none of that
-    /// kind has listed since: they may lack objects for good.
+    /// Kinds with a feeder that went without retiring (its watch task
+    /// ended, panicked or was dropped), and none of that kind has listed
+    /// since: the index may lack objects of that kind, or hold stale ones.
     abandoned: BTreeSet<&'static str>,
+    /// Whether a BackendTLSPolicy feeder has listed: until one has, every
+    /// backend reads as having no policy.
+    policies_listed: bool,
     /// How many feeders are in a relist (after the first list): their
     /// objects arrive one by one, and those deleted meanwhile go only at
     /// its end.
@@ -84,7 +91,16 @@ struct Listing {
 
 impl Listing {
     fn is_complete(&self) -> bool {
-        self.pending.is_empty() && self.abandoned.is_empty()
+        self.policies_listed && self.pending.is_empty() && self.abandoned.is_empty()
+    }
+
+    fn leave_pending(&mut self, kind: &'static str) {
+        if let Some(n) = self.pending.get_mut(kind) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(kind);
+            }
+        }
     }
 }
 
@@ -112,25 +128,26 @@ impl SharedIndex {
     /// What applies to `backend`, for the data path: [`Index::resolve`],
     /// refused until the index [is synced](Self::is_synced).
     ///
-    /// Before every watch has listed, the policy for a backend may not be in
-    /// the index yet, and `Outcome::NoPolicy` would send its traffic in
-    /// plaintext. A feeder made later (a new namespace watched, say) holds
-    /// every backend back again until it has listed. A feeder dropped
-    /// before its first list (its watch task ended or panicked) holds them
-    /// back until another feeder of its kind lists: what it was to list may
-    /// never arrive. A watch that
-    /// can never list (RBAC forbids it, the CRD is not installed) holds
-    /// them back too, so every request fails until it is fixed; its errors
-    /// are logged as they come, and [`Self::waiting_for`] names its kind.
+    /// Before a BackendTLSPolicy watch and every other watch have listed,
+    /// the policy for a backend may not be in the index yet, and
+    /// `Outcome::NoPolicy` would send its traffic in plaintext. A feeder
+    /// made later (a new namespace watched, say) holds every backend back
+    /// again until it has listed. A feeder gone without
+    /// [retiring](Feeder::retire) (its watch task ended, panicked or was
+    /// aborted) holds them back until another feeder of its kind lists:
+    /// what it was to bring may never arrive. A watch that can never list
+    /// (RBAC forbids it, the CRD is not installed) holds them back too, so
+    /// every request fails until it is fixed; its errors are logged as they
+    /// come, and [`Self::waiting_for`] names its kind.
     ///
     /// # Errors
     ///
     /// [`NotSynced`]: answer 503, as for a policy that cannot be satisfied.
-    pub fn resolve(&self, backend: &BackendRef) -> Result<Outcome, NotSynced> {
+    pub fn resolve(&self, backend: &BackendRef) -> Result<Resolution, NotSynced> {
         if !self.is_synced() {
             return Err(NotSynced);
         }
-        Ok(self.read().resolve(backend).into_outcome())
+        Ok(self.read().resolve(backend))
     }
 
     /// Changes the index and signals the change.
@@ -146,8 +163,8 @@ impl SharedIndex {
 
     /// A feeder for watcher events of kind `K`. Until it has handled its
     /// first `InitDone`, the index is not [synced](Self::is_synced); if it
-    /// is dropped before, the index is not until another feeder of `K`
-    /// has listed (a restarted watch).
+    /// is dropped without [retiring](Feeder::retire), the index is not
+    /// until another feeder of `K` has listed (a restarted watch).
     pub fn feeder<K: Indexed>(&self) -> Feeder<K> {
         self.listing.send_modify(|l| *l.pending.entry(K::NAME).or_default() += 1);
         Feeder {
@@ -155,46 +172,44 @@ impl SharedIndex {
             relist: None,
             fed: HashSet::new(),
             listing: true,
+            retired: false,
             objects: std::marker::PhantomData,
         }
     }
 
-    /// Whether every feeder has finished its first list, and none went
-    /// before: until then the index lacks objects the cluster has, so
-    /// conditions computed from it would be wrong (a CA ConfigMap not yet
-    /// listed reads as missing), and so would "no policy applies".
+    /// Whether a BackendTLSPolicy feeder has listed, every feeder has
+    /// finished its first list, and none went without retiring: until
+    /// then the index may lack objects the cluster has, so conditions
+    /// computed from it would be wrong (a CA ConfigMap not yet listed
+    /// reads as missing), and so would "no policy applies".
     pub fn is_synced(&self) -> bool {
         self.listing.borrow().is_complete()
     }
 
-    /// The kinds the index waits for: those with a feeder that has not
-    /// finished its first list, and those whose feeder was dropped before
-    /// (for good). Empty when [synced](Self::is_synced). For logs and
-    /// readiness probes: a kind that stays here names the watch that
-    /// cannot list.
+    /// The kinds the index waits for: `BackendTLSPolicy` until a feeder of
+    /// it has listed, those with a feeder that has not finished its first
+    /// list, and those with a feeder gone without retiring. Empty when
+    /// [synced](Self::is_synced). For logs and readiness probes: a kind
+    /// that stays here names the watch that cannot list, or is missing.
     pub fn waiting_for(&self) -> Vec<&'static str> {
         let listing = self.listing.borrow();
-        let kinds = listing.pending.keys().chain(&listing.abandoned).copied();
-        kinds.collect::<BTreeSet<_>>().into_iter().collect()
+        let mut kinds: BTreeSet<_> =
+            listing.pending.keys().chain(&listing.abandoned).copied().collect();
+        let policy_kinds = [BackendTlsPolicy::NAME, v1alpha3::BackendTlsPolicy::NAME];
+        if !listing.policies_listed && !policy_kinds.iter().any(|k| kinds.contains(k)) {
+            kinds.insert(BackendTlsPolicy::NAME);
+        }
+        kinds.into_iter().collect()
     }
 
-    /// A feeder of `kind` is done with its first list, or `abandoned` it;
-    /// signalled as a change, since the index may be synced now. A list
-    /// done makes good a feeder of its kind that went before (a restarted
-    /// watch).
-    fn one_listed(&self, kind: &'static str, abandoned: bool) {
+    /// A feeder of `K` is done with its first list; signalled as a change,
+    /// since the index may be synced now. It makes good a feeder of its
+    /// kind that went before (a restarted watch).
+    fn listed<K: Indexed>(&self) {
         self.listing.send_modify(|l| {
-            if let Some(n) = l.pending.get_mut(kind) {
-                *n -= 1;
-                if *n == 0 {
-                    l.pending.remove(kind);
-                }
-            }
-            if abandoned {
-                l.abandoned.insert(kind);
-            } else {
-                l.abandoned.remove(kind);
-            }
+            l.leave_pending(K::NAME);
+            l.abandoned.remove(K::NAME);
+            l.policies_listed |= K::POLICY;
         });
         self.changes.send_modify(|n| *n += 1);
     }
@@ -232,7 +247,7 @@ impl SharedIndex {
                     Err(error) => tracing::warn!(%error, kind = K::NAME, "watch failed; retrying"),
                 }
             }
-            tracing::warn!(kind = K::NAME, "watch ended: the index no longer follows it");
+            // The feeder, dropped, says what that means for the index.
         }
     }
 
@@ -259,7 +274,8 @@ impl SharedIndex {
             }
             let next = self.read().next_ca_validity_change();
             let wait = next.map_or(AT_MOST, |at| {
-                Duration::from_secs(at.as_secs() - now.as_secs()).min(AT_MOST)
+                // (A deadline already past: the clock moved since `now`.)
+                Duration::from_secs(at.as_secs().saturating_sub(now.as_secs())).min(AT_MOST)
             });
             tokio::select! {
                 _ = changes.changed() => {}
@@ -294,8 +310,15 @@ pub struct NotSynced;
 /// relist of many large objects neither holds them all nor stalls readers.
 ///
 /// A relist speaks for its own watch only: feeders of one kind for
-/// different namespaces or selectors, and objects applied to the index
-/// otherwise (say, from files), do not remove each other's objects.
+/// disjoint namespaces or selectors, and objects applied to the index
+/// otherwise (say, from files), do not remove each other's objects. Watches
+/// of one kind must not overlap: a delete seen by one removes the object,
+/// whoever else still sees it.
+///
+/// A feeder is meant to live as long as its watch. One dropped (its task
+/// ended, panicked or was aborted) leaves the index unsynced until another
+/// feeder of its kind lists, since nothing follows its objects any more;
+/// to stop following a watch on purpose, [retire](Self::retire) it.
 pub struct Feeder<K: Indexed> {
     index: SharedIndex,
     /// The keys of the list in progress.
@@ -304,6 +327,8 @@ pub struct Feeder<K: Indexed> {
     fed: HashSet<ObjectKey>,
     /// Whether the first list is still to come.
     listing: bool,
+    /// Whether it left on purpose, taking its objects along.
+    retired: bool,
     /// Takes events of `K` (and is `Send` whatever `K` is).
     objects: std::marker::PhantomData<fn(K)>,
 }
@@ -322,17 +347,12 @@ impl<K: Indexed> Feeder<K> {
                     self.index.update(|index| index.delete::<K>(&key));
                 }
             }
-            watcher::Event::Init => {
-                if self.relist.is_none() && !self.listing {
-                    self.index.listing.send_modify(|l| l.relisting += 1);
-                }
-                self.relist = Some(HashSet::new());
-            }
+            watcher::Event::Init => self.list().clear(),
             watcher::Event::InitApply(object) => {
-                if let Some(key) = object.key() {
-                    self.fed.insert(key.clone());
-                    self.relist.get_or_insert_default().insert(key);
-                }
+                let key = object.key();
+                let list = self.list();
+                list.extend(key.clone());
+                self.fed.extend(key);
                 self.index.update(|index| index.apply(&object));
             }
             watcher::Event::InitDone => {
@@ -348,31 +368,69 @@ impl<K: Indexed> Feeder<K> {
                     });
                 }
                 if std::mem::take(&mut self.listing) {
-                    self.index.one_listed(K::NAME, false);
+                    self.index.listed::<K>();
                 } else if relisted {
                     self.index.listing.send_modify(|l| l.relisting -= 1);
                 }
             }
         }
     }
+
+    /// The keys of the list in progress, opening one if none is (a relist
+    /// begun by `InitApply` without `Init` counts too).
+    fn list(&mut self) -> &mut HashSet<ObjectKey> {
+        if self.relist.is_none() && !self.listing {
+            self.index.listing.send_modify(|l| l.relisting += 1);
+        }
+        self.relist.get_or_insert_default()
+    }
+
+    /// Stops following the watch on purpose (a namespace no longer
+    /// watched, say): what this feeder fed leaves the index, and the index
+    /// no longer waits for it.
+    pub fn retire(mut self) {
+        let fed = std::mem::take(&mut self.fed);
+        self.index.update(|index| {
+            for key in &fed {
+                index.delete::<K>(key);
+            }
+        });
+        let relisting = self.relist.take().is_some() && !self.listing;
+        let listing = std::mem::take(&mut self.listing);
+        self.index.listing.send_modify(|l| {
+            if listing {
+                l.leave_pending(K::NAME);
+            }
+            l.relisting -= usize::from(relisting);
+        });
+        self.retired = true;
+    }
 }
 
-/// A feeder dropped before its first list leaves its kind incomplete for
-/// good: the index is never [synced](SharedIndex::is_synced) from then on,
-/// so the data path refuses and status is not written.
+/// A feeder gone without retiring leaves its kind incomplete: the index is
+/// not [synced](SharedIndex::is_synced) until another feeder of that kind
+/// lists, so the data path refuses and status is not written.
 impl<K: Indexed> Drop for Feeder<K> {
     fn drop(&mut self) {
-        if self.relist.is_some() && !self.listing {
-            self.index.listing.send_modify(|l| l.relisting -= 1);
+        if self.retired {
+            return;
         }
-        if std::mem::take(&mut self.listing) {
-            tracing::error!(
-                kind = K::NAME,
-                "a watch ended before its first list: the index stays incomplete, \
-                 so backends are refused (NotSynced) and status is not written"
-            );
-            self.index.one_listed(K::NAME, true);
-        }
+        let relisting = self.relist.take().is_some() && !self.listing;
+        let listing = std::mem::take(&mut self.listing);
+        tracing::error!(
+            kind = K::NAME,
+            before_its_first_list = listing,
+            "a watch ended: the index no longer follows its objects, so backends are refused \
+             (NotSynced) and status is not written until a watch of this kind lists again"
+        );
+        self.index.listing.send_modify(|l| {
+            if listing {
+                l.leave_pending(K::NAME);
+            }
+            l.relisting -= usize::from(relisting);
+            l.abandoned.insert(K::NAME);
+        });
+        self.index.changes.send_modify(|n| *n += 1);
     }
 }
 

@@ -8,7 +8,7 @@ use backend_tls_policy::{
     Index,
     api::v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
     grant::Referrer,
-    index::{BackendRef, ObjectKey, Outcome},
+    index::{BackendRef, ObjectKey, Outcome, Resolution},
     name::ControllerName,
     runtime::{NotSynced, SharedIndex, StatusError, StatusWrite, write_all_status, write_status},
 };
@@ -280,7 +280,13 @@ async fn status_waits_for_every_first_list() {
     let client = kube::Client::try_from(nowhere).unwrap();
     let write =
         || write_all_status(&index, &client, &CONTROLLER, |_| vec![ParentReference::default()]);
-    assert!(index.is_synced(), "no feeder, nothing to wait for");
+    // Without a BackendTLSPolicy watch, every policy would read as absent.
+    assert!(!index.is_synced(), "no policy watch yet");
+    assert_eq!(index.waiting_for(), ["BackendTLSPolicy"]);
+    let mut policies = index.feeder::<BackendTlsPolicy>();
+    policies.handle(Event::Init);
+    policies.handle(Event::InitDone);
+    assert!(index.is_synced());
     let (mut first, mut second) = (index.feeder::<ConfigMap>(), index.feeder::<Service>());
     assert!(!index.is_synced());
     assert_eq!(index.waiting_for(), ["ConfigMap", "Service"]);
@@ -308,13 +314,25 @@ async fn status_waits_for_every_first_list() {
     assert!(write().await.is_empty(), "written during a relist");
     first.handle(Event::InitDone);
     assert_eq!(write().await.len(), 1);
+    // A relist opened by `InitApply` alone counts as one, and ends.
+    first.handle(Event::InitApply(ca_config_map("shop", "ca")));
+    assert!(write().await.is_empty(), "written during a relist");
+    first.handle(Event::InitDone);
+    assert_eq!(write().await.len(), 1);
 
-    // A watch that ends before its first list leaves its kind incomplete
-    // for good: nothing is written from then on.
+    // A watch that ends before its first list leaves its kind incomplete:
+    // nothing is written from then on.
     drop(index.feeder::<Secret>());
     assert!(!index.is_synced());
     assert_eq!(index.waiting_for(), ["Secret"]);
     assert!(write().await.is_empty());
+}
+
+fn ca_config_map(ns: &str, name: &str) -> ConfigMap {
+    serde_json::from_value(json!({
+        "metadata": {"namespace": ns, "name": name}, "data": {"ca.crt": CA},
+    }))
+    .unwrap()
 }
 
 /// The data path refuses until every watch has listed: with the Services
@@ -335,7 +353,7 @@ async fn resolve_refuses_until_every_first_list() {
     policies.handle(Event::Init);
     policies.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
     policies.handle(Event::InitDone);
-    let Ok(Outcome::Policy(applied)) = index.resolve(&backend) else {
+    let Ok(Outcome::Policy(applied)) = index.resolve(&backend).map(Resolution::into_outcome) else {
         panic!("the policy applies")
     };
     assert_eq!(applied.policy_key(), &ObjectKey::new("shop", "p"));
@@ -355,5 +373,34 @@ async fn resolve_refuses_until_every_first_list() {
     restarted.handle(Event::Init);
     restarted.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
     restarted.handle(Event::InitDone);
-    assert!(matches!(index.resolve(&backend), Ok(Outcome::Policy(_))));
+    let outcome = || index.resolve(&backend).map(Resolution::into_outcome);
+    assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
+
+    // One that goes after listing leaves its objects unfollowed: a policy
+    // created now would never arrive, so backends are refused again.
+    drop(restarted);
+    assert!(matches!(outcome(), Err(NotSynced { .. })));
+    assert_eq!(index.waiting_for(), ["BackendTLSPolicy"]);
+    let mut again = index.feeder::<BackendTlsPolicy>();
+    again.handle(Event::Init);
+    again.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
+    again.handle(Event::InitDone);
+    assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
+
+    // A Service watch retired on purpose takes its objects along and is
+    // not waited for.
+    let mut other = index.feeder::<Service>();
+    other.handle(Event::Init);
+    other.handle(Event::InitApply(service("elsewhere", "svc")));
+    other.handle(Event::InitDone);
+    assert_eq!(
+        held(&index, &[("elsewhere", "svc"), ("shop", "svc")]),
+        ["elsewhere/svc", "shop/svc"]
+    );
+    other.retire();
+    assert!(index.is_synced());
+    assert_eq!(held(&index, &[("elsewhere", "svc"), ("shop", "svc")]), ["shop/svc"]);
+    // And one retired before its first list is not waited for either.
+    index.feeder::<Service>().retire();
+    assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
 }
