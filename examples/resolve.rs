@@ -242,7 +242,7 @@ async fn run(
     let mut params = TlsParams::default();
     if let Some((key, gateway)) = gateway {
         match index.client_certificate(gateway) {
-            Ok(certificate) => params.client_certificate = certificate,
+            Ok(certificate) => params.client_certificate = Ok(certificate),
             Err(error) => {
                 text.push(format!(
                     "Gateway {key}: ResolvedRefs=False ({}) {error}",

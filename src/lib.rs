@@ -123,7 +123,7 @@
 //! | `Outcome::Policy` and a `TlsError` (or `usable()` fails) | answer 502/503, never plaintext |
 //! | `Outcome::RefNotPermitted`, `Outcome::BackendNotFound` | Route `ResolvedRefs=False` with `outcome.route_reason()`; answer 500 |
 //! | `Outcome::PortNotFound` | answer 500 |
-//! | `Index::client_certificate` error | Gateway `ResolvedRefs=False` with `error.reason()` |
+//! | `Index::client_certificate` error | Gateway `ResolvedRefs=False` with `error.reason()`; in `TlsParams::client_certificate` it fails the config |
 //!
 //! The README has the whole path from `Client::try_default()` to
 //! `TlsConnector::connect`, and `examples/controller.rs` a complete

@@ -45,7 +45,7 @@ use crate::{
         LocalObjectReference, LocalPolicyTargetReferenceWithSectionName, ReferenceGrantFrom,
         ReferenceGrantTo, SecretObjectReference, SubjectAltName,
     },
-    tls::{ClientCertificate, TlsCache, TlsParams},
+    tls::{ClientCertificate, TlsCache, TlsError, TlsParams},
 };
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
@@ -782,7 +782,8 @@ fn hand_out(
 ) -> BTreeMap<String, Handed> {
     let certificate =
         index.client_certificate_from_ref(NAMESPACES[0], &client_secret(NAMESPACES[0]));
-    let params = TlsParams { client_certificate: certificate.ok(), ..Default::default() };
+    let mut params = TlsParams::default();
+    params.client_certificate = certificate.map(Some);
     let mut configs = BTreeMap::new();
     for kind in BACKEND_KINDS {
         for (service, port) in [("s1", 443), ("s1", 8443), ("s2", 443), ("s2", 8443)] {
@@ -797,13 +798,16 @@ fn hand_out(
                 "{policy:?} {:?} {:?} {:?}",
                 applied.options_domain(),
                 applied.roots().map(|roots| anchors(roots)),
-                params.client_certificate.as_ref().map(key_pair)
+                params.client_certificate.as_ref().map(|c| c.as_ref().map(key_pair))
             );
             let tls = cache.client_config_with_provider(&applied, &params, provider.clone());
-            // Without a provider to check a client key with, a key that
+            // An unusable client certificate fails every configuration;
+            // without a provider to check a client key with, a key that
             // does not fit is refused only here.
-            let Ok(tls) = tls.map_err(|e| assert!(crate::tls::check_provider().is_none(), "{e}"))
-            else {
+            let Ok(tls) = tls.map_err(|e| match e {
+                TlsError::ClientCertificate(_) => assert!(params.client_certificate.is_err()),
+                e => assert!(crate::tls::check_provider().is_none(), "{e}"),
+            }) else {
                 continue;
             };
             configs.insert(backend.to_string(), Handed { made_of, config: tls.config });

@@ -136,13 +136,15 @@ impl TlsCache {
         params: &TlsParams,
         provider: Arc<CryptoProvider>,
     ) -> Result<BackendTls, TlsError> {
-        let Some((policy, roots)) = applied.tls_inputs() else {
+        let (Some((policy, roots)), Ok(client_certificate)) =
+            (applied.tls_inputs(), &params.client_certificate)
+        else {
             return super::client_config_with_provider(applied, params, provider);
         };
         let id = Arc::as_ptr(policy) as usize;
         let domain = applied.options_domain();
         let key = |inner: &Inner| ConfigKey {
-            client_certificate: params.client_certificate.as_ref().map(|c| c.identity()),
+            client_certificate: client_certificate.as_ref().map(|c| c.identity()),
             provider: Arc::as_ptr(&provider) as usize,
             params: inner.policies.hasher().hash_one((domain, &params.alpn)),
         };
@@ -177,7 +179,7 @@ impl TlsCache {
             built.configs.clear();
         }
         let cached = Cached {
-            client_certificate: params.client_certificate.as_ref().map(|c| c.held()),
+            client_certificate: client_certificate.as_ref().map(|c| c.held()),
             provider: Arc::downgrade(&provider),
             options_domain: domain.cloned(),
             alpn: params.alpn.clone(),

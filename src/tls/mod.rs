@@ -62,15 +62,26 @@ pub struct BackendTls {
 /// let mut params = backend_tls_policy::tls::TlsParams::default();
 /// params.alpn = vec![b"h2".to_vec()];
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TlsParams {
     /// ALPN protocols to offer, for example from the Service port's
     /// `appProtocol`; the policy's `alpn-protocols` option takes precedence.
     /// Each must be 1 to 255 bytes long ([`TlsError::InvalidAlpn`]).
     pub alpn: Vec<Vec<u8>>,
-    /// The Gateway's client certificate (GEP-3155), if it has one.
-    pub client_certificate: Option<ClientCertificate>,
+    /// The Gateway's client certificate (GEP-3155): what
+    /// [`Index::client_certificate`](crate::Index::client_certificate)
+    /// returned, `Ok(None)` (the default) when it names none. An error
+    /// makes every configuration fail ([`TlsError::ClientCertificate`]):
+    /// a connection without the certificate the Gateway names would reach
+    /// a backend that takes clients without one as anonymous.
+    pub client_certificate: Result<Option<ClientCertificate>, ClientCertificateError>,
+}
+
+impl Default for TlsParams {
+    fn default() -> Self {
+        Self { alpn: Vec::new(), client_certificate: Ok(None) }
+    }
 }
 
 /// Why no configuration can be built. Every variant means: connections to
@@ -105,6 +116,10 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("rustls refused the configuration")]
     Rustls(#[source] rustls::Error),
+    /// The Gateway names a client certificate that cannot be used
+    /// ([`TlsParams::client_certificate`] holds the error).
+    #[error("the Gateway's client certificate cannot be used: {0}")]
+    ClientCertificate(#[source] ClientCertificateError),
     /// A protocol of [`TlsParams::alpn`] is empty or longer than 255 bytes
     /// (its length is one byte on the wire).
     #[error("TlsParams::alpn holds a protocol of {len} bytes (1 to 255 allowed)")]
@@ -134,7 +149,9 @@ pub fn client_config(applied: &AppliedPolicy, params: &TlsParams) -> Result<Back
 /// references that do not resolve, a port that is not TCP, options wrong
 /// whatever the provider…), [`TlsError::Options`] for options `provider`
 /// cannot meet, [`TlsError::InvalidAlpn`] for a protocol of
-/// `params.alpn` that cannot go on the wire, [`TlsError::Rustls`] when
+/// `params.alpn` that cannot go on the wire,
+/// [`TlsError::ClientCertificate`] when `params` holds a client
+/// certificate error, [`TlsError::Rustls`] when
 /// rustls refuses the result (for example a client key that does not match
 /// its certificate).
 pub fn client_config_with_provider(
@@ -158,11 +175,13 @@ pub fn client_config_with_provider(
         BuildError::Options(errors) => {
             TlsError::Options { policy: applied.policy_key().clone(), errors }
         }
+        BuildError::ClientCertificate(e) => TlsError::ClientCertificate(e),
         BuildError::Rustls(e) => TlsError::Rustls(e),
     })
 }
 
 enum BuildError {
+    ClientCertificate(ClientCertificateError),
     Options(Vec<OptionError>),
     Rustls(rustls::Error),
 }
@@ -194,10 +213,11 @@ fn build(
         .dangerous() // only to install one of the two verifiers above
         .with_custom_certificate_verifier(verifier);
     let mut config = match &params.client_certificate {
-        Some(client) => builder
+        Ok(Some(client)) => builder
             .with_client_auth_cert(client.chain().to_vec(), client.key().clone_key())
             .map_err(BuildError::Rustls)?,
-        None => builder.with_no_client_auth(),
+        Ok(None) => builder.with_no_client_auth(),
+        Err(e) => return Err(BuildError::ClientCertificate(e.clone())),
     };
     config.alpn_protocols = settings.alpn.unwrap_or_else(|| params.alpn.clone());
     Ok(BackendTls { config: Arc::new(config), server_name: policy.hostname().server_name() })

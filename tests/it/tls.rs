@@ -170,7 +170,7 @@ pub(crate) fn applied(ca_pem: &str, hostname: &str, sans: serde_json::Value) -> 
 /// that name).
 pub(crate) fn config(applied: &AppliedPolicy, client: Option<ClientCertificate>) -> BackendTls {
     let mut params = TlsParams::default();
-    params.client_certificate = client;
+    params.client_certificate = Ok(client);
     let tls = tls::client_config_with_provider(applied, &params, provider()).unwrap();
     let hostname = applied.policy().spec.validation.hostname.clone();
     assert_eq!(tls.server_name, ServerName::try_from(hostname).unwrap());
@@ -924,25 +924,65 @@ fn key_check_possible() -> bool {
     cfg!(any(feature = "ring", feature = "aws-lc-rs")) || CryptoProvider::get_default().is_some()
 }
 
-/// Without any provider to check the pair with, a mismatched client key
-/// still gives no configuration: rustls refuses it at the build.
+/// A mismatched client key let through (read without a provider to check
+/// it with, or with one that cannot tell) still gives no configuration:
+/// rustls refuses it at the build.
 #[test]
-fn no_provider_refuses_a_mismatched_pair_when_building() {
+fn a_mismatched_pair_let_through_is_refused_when_building() {
     let ca = Ca::root("test CA");
     let (chain, _) = ca.issue(&[], -1, 30, true);
     let (_, other_key) = ca.issue(&[], -1, 30, true);
-    let Ok(client) =
-        ClientCertificate::from_pem(Some(chain.as_bytes()), Some(other_key.as_bytes()))
-    else {
-        assert!(key_check_possible(), "refused without a provider to check with");
-        return;
-    };
-    assert!(!key_check_possible(), "a provider would have refused the pair");
+    let opaque = CryptoProvider { key_provider: &OpaqueKeys, ..(*provider()).clone() };
+    let leaf = CertificateDer::from_pem_slice(chain.as_bytes()).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(other_key.as_bytes()).unwrap();
+    let client = ClientCertificate::new(vec![leaf], key, &opaque).expect("opaque keys pass");
     let policy = applied(&ca.pem, "abc.example.com", json!(null));
     let mut params = TlsParams::default();
-    params.client_certificate = Some(client);
+    params.client_certificate = Ok(Some(client));
     let built = tls::client_config_with_provider(&policy, &params, provider());
-    assert!(matches!(built, Err(TlsError::Rustls(_))), "{built:?}");
+    assert!(
+        matches!(
+            built,
+            Err(TlsError::Rustls(rustls::Error::InconsistentKeys(
+                rustls::InconsistentKeys::KeyMismatch
+            )))
+        ),
+        "{built:?}"
+    );
+}
+
+/// A Gateway whose client certificate cannot be used gets no
+/// configuration, from the cache or not: connecting without it would make
+/// the Gateway anonymous to a backend that takes clients without one.
+#[test]
+fn an_unusable_client_certificate_gives_no_configuration() {
+    use backend_tls_policy::api::v1::Gateway;
+
+    let ca = Ca::root("test CA");
+    let gateway: Gateway = serde_json::from_value(json!({
+        "metadata": {"namespace": "shop", "name": "gw"},
+        "spec": {"tls": {"backend": {"clientCertificateRef": {"name": "missing"}}}},
+    }))
+    .unwrap();
+    let mut index = Index::default();
+    index.apply(&shop_service());
+    index.apply(&ca_config_map(&ca.pem));
+    index.apply(&shop_policy(ca_validation("abc.example.com", json!(null)), json!(null)));
+    let mut params = TlsParams::default();
+    params.client_certificate = index.client_certificate(&gateway);
+    let applied = resolve_shop(&index);
+    let cache = TlsCache::default();
+    for built in [
+        tls::client_config_with_provider(&applied, &params, provider()),
+        cache.client_config_with_provider(&applied, &params, provider()),
+    ] {
+        let Err(TlsError::ClientCertificate(error)) = built else { panic!("{built:?}") };
+        assert_eq!(error.reason().as_str(), "InvalidClientCertificateRef");
+        assert!(error.to_string().contains("shop/missing: not found"), "{error}");
+    }
+    // Without a client certificate named, the same policy builds.
+    params.client_certificate = Ok(None);
+    assert!(cache.client_config_with_provider(&applied, &params, provider()).is_ok());
 }
 
 /// Conformance `GatewayInvalidTLSBackendConfiguration` and
@@ -1088,9 +1128,8 @@ fn cache_keeps_the_client_certificate_until_its_secret_changes() {
     let cache = TlsCache::default();
     let provider = provider();
     let get = |index: &Index| {
-        let client_certificate = index.client_certificate(&gateway).unwrap();
         let mut params = TlsParams::default();
-        params.client_certificate = client_certificate;
+        params.client_certificate = index.client_certificate(&gateway);
         cache.client_config_with_provider(&resolve_shop(index), &params, provider.clone()).unwrap()
     };
     let mut index = Index::default();
