@@ -174,6 +174,33 @@ fn conflict_without_section_name_oldest_wins() {
     assert!(message.contains("conflicted-without-section-name-1"), "{message}");
 }
 
+/// Age decides before the name, and a policy without a creation time
+/// (from a file) counts as the newest; between two such, the name decides.
+#[test]
+fn age_before_name_and_undated_is_newest() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_policy("a-newer", 5, "svc", None, "abc.example.com"));
+    index.apply(&mk_policy("b-older", 0, "svc", None, "abc.example.com"));
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("b-older"));
+    assert_eq!(accepted(&index, "a-newer"), (false, Reason::Conflicted));
+
+    let undated = |name: &str, service: &str| {
+        let mut policy = mk_policy(name, 0, service, None, "abc.example.com");
+        policy.metadata.creation_timestamp = None;
+        policy
+    };
+    index.apply(&undated("0-undated", "svc"));
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("b-older"));
+    assert_eq!(accepted(&index, "0-undated"), (false, Reason::Conflicted));
+
+    index.apply(&mk_service(NS, "other", &[("https", 443)]));
+    index.apply(&undated("y-undated", "other"));
+    index.apply(&undated("x-undated", "other"));
+    assert_eq!(applied(&index, "other", 443).as_deref(), Some("x-undated"));
+    assert_eq!(accepted(&index, "y-undated"), (false, Reason::Conflicted));
+}
+
 #[test]
 fn conflict_same_age_first_by_name_wins() {
     let mut index = mk_index();
@@ -303,6 +330,18 @@ fn config_map_reconcile() {
     assert_eq!(state(&index), fine);
     index.delete::<ConfigMap>(&ObjectKey::new(NS, "reconcile-ca"));
     assert_eq!(state(&index), broken);
+    // The data path agrees (status is computed apart from it).
+    assert_eq!(usable(&index, "svc", 443), Err(vec![PolicyProblem::NoValidCACertificate]));
+}
+
+/// Whether the policy applying to `service:port` can be used, and if not
+/// why (without the CA references' own problems, which vary in text).
+fn usable(index: &Index, service: &str, port: i32) -> Result<(), Vec<PolicyProblem>> {
+    let resolution = index.resolve(&BackendRef::service(route(), NS, service, port));
+    let Outcome::Policy(applied) = resolution.outcome() else { panic!("{resolution:?}") };
+    applied.usable().map(drop).map_err(|problems| {
+        problems.iter().filter(|p| !matches!(p, PolicyProblem::CaRef(_))).cloned().collect()
+    })
 }
 
 #[test]
@@ -989,7 +1028,9 @@ fn deleting_the_winner_promotes_the_loser() {
     index.delete::<Service>(&ObjectKey::new(NS, "svc"));
     index.delete::<ConfigMap>(&ObjectKey::new(NS, "ca"));
     assert_eq!(index.object_count(), 0);
-    assert!(index.targets.iter().all(|t| t.len() == 0), "deletes leave nothing behind");
+    // Not even an empty map per namespace, nor a CA object's dependents.
+    assert!(index.targets.iter().all(|t| t.0.is_empty()), "deletes leave nothing behind");
+    assert!(index.policies.0.is_empty() && index.ca_dependents.0.is_empty());
     assert!(matches!(
         index.resolve(&BackendRef::service(route(), NS, "svc", 443)).outcome(),
         Outcome::BackendNotFound
@@ -1199,9 +1240,11 @@ fn replace_is_a_relist() {
         Outcome::BackendNotFound
     ));
     // An empty relist empties the kind, and only that kind.
+    assert_eq!(usable(&index, "svc", 443), Ok(()));
     index.replace(Vec::<ConfigMap>::new());
     assert_eq!(accepted(&index, "new"), (false, Reason::NoValidCACertificate));
     assert_eq!(applied(&index, "svc", 443).as_deref(), Some("new"));
+    assert_eq!(usable(&index, "svc", 443), Err(vec![PolicyProblem::NoValidCACertificate]));
 }
 
 /// Options are read under the domain the implementation sets: bad ones

@@ -109,7 +109,9 @@ async fn status_follows_the_cluster() {
         .await
         .unwrap();
     until(&index, "both policies", |i| i.policy_count() == 2).await;
-    for (_, result) in write().await {
+    let written = write().await;
+    assert_eq!(written.len(), 2, "both policies tried");
+    for (_, result) in written {
         assert_eq!(result.unwrap(), StatusWrite::Written);
     }
     assert_eq!(stored(&policies, "conflicted-1").await, ("Accepted".into(), Some(1)));
@@ -121,7 +123,9 @@ async fn status_follows_the_cluster() {
         i.policy(&ObjectKey::new(&ns, "conflicted-1")).unwrap().metadata.resource_version == version
     })
     .await;
-    for (_, result) in write().await {
+    let again = write().await;
+    assert_eq!(again.len(), 2, "both policies tried");
+    for (_, result) in again {
         assert_eq!(result.unwrap(), StatusWrite::Unchanged);
     }
     assert_eq!(policies.get("conflicted-1").await.unwrap().metadata.resource_version, version);
