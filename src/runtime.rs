@@ -232,7 +232,9 @@ impl SharedIndex {
     /// Feeds a watcher stream of kind `K` (for example one the controller
     /// already runs) into the index until it ends. Watcher errors are
     /// logged; the watcher's own backoff decides what follows. The feeder
-    /// counts from this call, not from the first poll.
+    /// counts from this call, not from the first poll. A stream that ends
+    /// is logged as an error and, like the future dropped, leaves the index
+    /// unsynced until another feeder of `K` lists.
     pub fn feed<K, S>(&self, events: S) -> impl Future<Output = ()> + use<K, S>
     where
         K: Indexed,
@@ -247,7 +249,13 @@ impl SharedIndex {
                     Err(error) => tracing::warn!(%error, kind = K::NAME, "watch failed; retrying"),
                 }
             }
-            // The feeder, dropped, says what that means for the index.
+            // (Kube's watcher never ends; a task aborted on purpose, as at
+            // shutdown, does not get here and says nothing.)
+            tracing::error!(
+                kind = K::NAME,
+                "a watch ended: the index no longer follows its objects, so backends are \
+                 refused (NotSynced) and status is not written until a watch of this kind lists"
+            );
         }
     }
 
@@ -417,12 +425,6 @@ impl<K: Indexed> Drop for Feeder<K> {
         }
         let relisting = self.relist.take().is_some() && !self.listing;
         let listing = std::mem::take(&mut self.listing);
-        tracing::error!(
-            kind = K::NAME,
-            before_its_first_list = listing,
-            "a watch ended: the index no longer follows its objects, so backends are refused \
-             (NotSynced) and status is not written until a watch of this kind lists again"
-        );
         self.index.listing.send_modify(|l| {
             if listing {
                 l.leave_pending(K::NAME);

@@ -782,8 +782,7 @@ fn hand_out(
 ) -> BTreeMap<String, Handed> {
     let certificate =
         index.client_certificate_from_ref(NAMESPACES[0], &client_secret(NAMESPACES[0]));
-    let mut params = TlsParams::default();
-    params.client_certificate = certificate.map(Some);
+    let params = TlsParams { client_certificate: certificate.map(Some), ..Default::default() };
     let mut configs = BTreeMap::new();
     for kind in BACKEND_KINDS {
         for (service, port) in [("s1", 443), ("s1", 8443), ("s2", 443), ("s2", 8443)] {

@@ -636,8 +636,7 @@ fn the_tls_cache_keeps_apart_alpn_and_providers() {
         ..rustls::crypto::ring::default_provider()
     });
     let config = |alpn: &[u8], provider: &Arc<rustls::crypto::CryptoProvider>| {
-        let mut params = crate::tls::TlsParams::default();
-        params.alpn = vec![alpn.to_vec()];
+        let params = crate::tls::TlsParams { alpn: vec![alpn.to_vec()], ..Default::default() };
         cache.client_config_with_provider(applied, &params, provider.clone()).unwrap().config
     };
     let h2 = config(b"h2", &ring);

@@ -66,7 +66,7 @@ proptest! {
         prop_assert_eq!(hostname.is_ok(), expected, "{:?}", s);
         if let Ok(hostname) = hostname {
             // The SNI is the name itself (and making it does not panic).
-            prop_assert_eq!(hostname.server_name(), ServerName::try_from(s.clone()).unwrap());
+            prop_assert_eq!(hostname.server_name(), ServerName::try_from(s).unwrap());
         }
     }
 
