@@ -17,7 +17,7 @@
 //! says so and takes them from `--manifests` instead. Ctrl-C or SIGTERM
 //! stops it.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{collections::HashMap, path::PathBuf, process::ExitCode, time::Duration};
 
 use backend_tls_policy::{
     api::v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
@@ -28,6 +28,7 @@ use backend_tls_policy::{
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::{Api, Client, Resource, api::ListParams};
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 #[path = "common/manifests.rs"]
@@ -144,65 +145,71 @@ async fn main() -> ExitCode {
     };
     let mut changes = index.changes();
     let mut stop = std::pin::pin!(stop);
-    // Grows while writes fail (RBAC, admission, an API server in trouble),
-    // so that failing writes are not sent again at every change.
-    let mut backoff = Duration::ZERO;
+    // Per policy whose write failed (RBAC, admission, an API server in
+    // trouble): when to try again, and the wait, doubling while it fails.
+    // The other policies' writes go on meanwhile.
+    let mut backoff: HashMap<ObjectKey, (Instant, Duration)> = HashMap::new();
     info!(gateway = %args.gateway, controller = %args.controller_name, "keeping BackendTLSPolicy status current");
     loop {
         let waiting = index.waiting_for();
         if !waiting.is_empty() {
             info!(?waiting, "waiting for these watches' first list before writing status");
         }
-        let pass =
-            write_all_status(&index, &client, &args.controller_name, |_| vec![ancestor.clone()]);
+        let now = Instant::now();
+        let pass = write_all_status(&index, &client, &args.controller_name, |policy| {
+            let waiting = backoff.get(policy).is_some_and(|(until, _)| *until > now);
+            (!waiting).then(|| vec![ancestor.clone()])
+        });
         let results = tokio::select! {
             _ = &mut stop => break,
             results = pass => results,
         };
-        let mut failed = false;
         for (policy, result) in results {
-            match result {
-                Ok(StatusWrite::Written) => info!(%policy, "status written"),
-                Ok(_) => {}
+            let failed = match result {
+                Ok(StatusWrite::Written) => {
+                    info!(%policy, "status written");
+                    None
+                }
+                Ok(_) => None,
                 // Our copy is older than the stored one, or gone: the watch
                 // brings the news, and the next pass writes from it.
                 Err(e @ (StatusError::Conflict(_) | StatusError::NotFound(_))) => {
-                    info!(%policy, reason = %e, "status not written; will write from the next copy")
+                    info!(%policy, reason = %e, "status not written; will write from the next copy");
+                    None
                 }
-                Err(e) => {
-                    failed |= !matches!(e, StatusError::TooManyAncestors { .. });
-                    let cause =
-                        std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
-                    warn!(%policy, error = %e, %cause, "status not written");
+                // What fits was written; trying again changes nothing.
+                Err(e @ StatusError::TooManyAncestors { .. }) => {
+                    warn!(%policy, error = %e, "status written in part");
+                    None
                 }
-            }
+                Err(e) => Some(e),
+            };
+            let Some(e) = failed else {
+                backoff.remove(&policy);
+                continue;
+            };
+            let (until, wait) = backoff.entry(policy.clone()).or_insert((now, Duration::ZERO));
+            *wait = (*wait * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
+            *until = now + *wait;
+            let cause = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+            warn!(%policy, error = %e, %cause, retry_in = ?wait, "status not written");
         }
-        backoff = if failed {
-            (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF)
-        } else {
-            Duration::ZERO
-        };
-        if failed {
-            warn!(?backoff, "status writes failed; waiting before the next pass");
-        }
+        backoff.retain(|policy, _| index.read().policy(policy).is_some());
+        // Retry the first policy due, and pick up anything missed.
+        let next =
+            backoff.values().map(|(until, _)| *until).fold(now + Duration::from_secs(30), Ord::min);
         tokio::select! {
             _ = &mut stop => break,
             done = tasks.join_next() => {
                 error!(?done, "a task ended (a watch, or CA validity tracking); the index would go stale");
                 return ExitCode::FAILURE;
             }
-            _ = async {
-                tokio::time::sleep(backoff).await;
-                tokio::select! {
-                    _ = changes.changed() => {
-                        // Let a burst of events settle before writing.
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        changes.borrow_and_update();
-                    }
-                    // Retry failed writes and pick up anything missed.
-                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-                }
-            } => {}
+            _ = changes.changed() => {
+                // Let a burst of events settle before writing.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                changes.borrow_and_update();
+            }
+            () = tokio::time::sleep_until(next) => {}
         }
     }
     info!("shutting down");

@@ -538,7 +538,9 @@ pub async fn write_status(
 
 /// Writes the status of every policy in the index, reporting each against
 /// the ancestors `ancestors` gives for it (usually the Gateways whose routes
-/// reach the policy's targets). Returns each policy's outcome.
+/// reach the policy's targets). `None` leaves a policy's status alone in
+/// this pass (one backing off after failed writes, say, or one another
+/// replica writes). Returns the outcome of each policy written.
 ///
 /// Writes nothing (and returns nothing) until the index
 /// [is synced](SharedIndex::is_synced), nor while a watch relists: a
@@ -549,7 +551,7 @@ pub async fn write_all_status(
     index: &SharedIndex,
     client: &kube::Client,
     controller_name: &ControllerName,
-    ancestors: impl Fn(&ObjectKey) -> Vec<ParentReference>,
+    ancestors: impl Fn(&ObjectKey) -> Option<Vec<ParentReference>>,
 ) -> Vec<(ObjectKey, Result<StatusWrite, StatusError>)> {
     if !index.is_settled() {
         return Vec::new();
@@ -570,7 +572,8 @@ pub async fn write_all_status(
     };
     let mut results = Vec::with_capacity(work.len());
     for (key, policy, conditions) in work {
-        let ours = ancestors(&key).into_iter().map(|ancestor| (ancestor, conditions.clone()));
+        let Some(ancestors) = ancestors(&key) else { continue };
+        let ours = ancestors.into_iter().map(|ancestor| (ancestor, conditions.clone()));
         let api = Api::namespaced(client.clone(), &key.namespace);
         results.push((key, write_status(&api, &policy, controller_name, ours).await));
     }

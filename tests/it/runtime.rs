@@ -97,7 +97,7 @@ async fn status_follows_the_cluster() {
         name: "edge".into(),
         ..Default::default()
     };
-    let write = || write_all_status(&index, &client, &CONTROLLER, |_| vec![gateway.clone()]);
+    let write = || write_all_status(&index, &client, &CONTROLLER, |_| Some(vec![gateway.clone()]));
 
     // Conflict: both created in the same second, so the name decides.
     policies
@@ -282,8 +282,9 @@ async fn status_waits_for_every_first_list() {
     index.update(|i| i.apply(&policy("shop", "p", "abc.example.com")));
     let nowhere = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(nowhere).unwrap();
-    let write =
-        || write_all_status(&index, &client, &CONTROLLER, |_| vec![ParentReference::default()]);
+    let write = || {
+        write_all_status(&index, &client, &CONTROLLER, |_| Some(vec![ParentReference::default()]))
+    };
     // Without a BackendTLSPolicy watch, every policy would read as absent.
     assert!(!index.is_synced(), "no policy watch yet");
     assert_eq!(index.waiting_for(), ["BackendTLSPolicy"]);
