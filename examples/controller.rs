@@ -28,7 +28,7 @@ use backend_tls_policy::{
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::{Api, Client, Resource, api::ListParams};
 use serde::de::DeserializeOwned;
-use tokio::time::Instant;
+use tokio::{task::JoinSet, time::Instant};
 use tracing::{error, info, warn};
 
 #[path = "common/manifests.rs"]
@@ -91,49 +91,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let client = match Client::try_default().await {
-        Ok(client) => client,
-        Err(e) => {
-            error!(error = %e, "cannot connect to a Kubernetes API server");
-            return ExitCode::FAILURE;
+    // A signal while starting (a slow API server at a rollout) stops it too.
+    let mut stop = std::pin::pin!(stop);
+    let (client, index, mut tasks) = tokio::select! {
+        () = &mut stop => {
+            info!("stopped while starting");
+            return ExitCode::SUCCESS;
         }
+        started = start(&args) => match started {
+            Ok(started) => started,
+            Err(code) => return code,
+        },
     };
-    let index = SharedIndex::default();
-    // Each runs for good; one that ends stops the controller.
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(index.watch(Api::<BackendTlsPolicy>::all(client.clone())));
-    tasks.spawn(index.watch(Api::<ReferenceGrant>::all(client.clone())));
-    // Refuses CA objects as their certificates expire.
-    tasks.spawn({
-        let index = index.clone();
-        async move { index.track_ca_validity().await }
-    });
-    // Each core kind is watched only if it can be listed: status waits for
-    // every watch's first list, and one that can never list would hold it
-    // back for good.
-    let from_files = !args.manifests.is_empty();
-    for listed in [
-        watch_if_listable::<Service>(&index, &client, from_files, &mut tasks).await,
-        watch_if_listable::<ConfigMap>(&index, &client, from_files, &mut tasks).await,
-        watch_if_listable::<Secret>(&index, &client, from_files, &mut tasks).await,
-    ] {
-        if let Err(e) = listed {
-            error!(error = %e, "cannot watch a kind the policies need");
-            return ExitCode::FAILURE;
-        }
-    }
-    if !args.manifests.is_empty() {
-        let loaded = manifests::read(&args.manifests).map(|documents| {
-            let mut gateways = Ok(Vec::new());
-            index.update(|i| gateways = manifests::load(i, documents, true));
-            gateways
-        });
-        if let Err(message) | Ok(Err(message)) = loaded {
-            error!(%message, "cannot read --manifests");
-            return ExitCode::from(2);
-        }
-        info!(objects = index.read().object_count(), "loaded manifests");
-    }
 
     // Every policy is reported for this one Gateway: a simplification. A
     // controller reports a policy only for the Gateways whose routes reach
@@ -144,16 +113,17 @@ async fn main() -> ExitCode {
         ..Default::default()
     };
     let mut changes = index.changes();
-    let mut stop = std::pin::pin!(stop);
     // Per policy whose write failed (RBAC, admission, an API server in
     // trouble): when to try again, and the wait, doubling while it fails.
     // The other policies' writes go on meanwhile.
     let mut backoff: HashMap<ObjectKey, (Instant, Duration)> = HashMap::new();
     info!(gateway = %args.gateway, controller = %args.controller_name, "keeping BackendTLSPolicy status current");
     loop {
-        let waiting = index.waiting_for();
+        let (waiting, relisting) = (index.waiting_for(), index.relisting());
         if !waiting.is_empty() {
             info!(?waiting, "waiting for these watches' first list before writing status");
+        } else if !relisting.is_empty() {
+            info!(?relisting, "waiting for these watches' relist before writing status");
         }
         let now = Instant::now();
         let pass = write_all_status(&index, &client, &args.controller_name, |policy| {
@@ -216,6 +186,55 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Connects, starts the watches (and CA validity tracking) and loads
+/// `--manifests`: the index and the tasks that keep it current.
+async fn start(args: &Args) -> Result<(Client, SharedIndex, JoinSet<()>), ExitCode> {
+    let client = match Client::try_default().await {
+        Ok(client) => client,
+        Err(e) => {
+            error!(error = %e, "cannot connect to a Kubernetes API server");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let index = SharedIndex::default();
+    // Each runs for good; one that ends stops the controller.
+    let mut tasks = JoinSet::new();
+    tasks.spawn(index.watch(Api::<BackendTlsPolicy>::all(client.clone())));
+    tasks.spawn(index.watch(Api::<ReferenceGrant>::all(client.clone())));
+    // Refuses CA objects as their certificates expire.
+    tasks.spawn({
+        let index = index.clone();
+        async move { index.track_ca_validity().await }
+    });
+    // Each core kind is watched only if it can be listed: status waits for
+    // every watch's first list, and one that can never list would hold it
+    // back for good.
+    let from_files = !args.manifests.is_empty();
+    for listed in [
+        watch_if_listable::<Service>(&index, &client, from_files, &mut tasks).await,
+        watch_if_listable::<ConfigMap>(&index, &client, from_files, &mut tasks).await,
+        watch_if_listable::<Secret>(&index, &client, from_files, &mut tasks).await,
+    ] {
+        if let Err(e) = listed {
+            error!(error = %e, "cannot watch a kind the policies need");
+            return Err(ExitCode::FAILURE);
+        }
+    }
+    if !args.manifests.is_empty() {
+        let loaded = manifests::read(&args.manifests).map(|documents| {
+            let mut gateways = Ok(Vec::new());
+            index.update(|i| gateways = manifests::load(i, documents, true));
+            gateways
+        });
+        if let Err(message) | Ok(Err(message)) = loaded {
+            error!(%message, "cannot read --manifests");
+            return Err(ExitCode::from(2));
+        }
+        info!(objects = index.read().object_count(), "loaded manifests");
+    }
+    Ok((client, index, tasks))
+}
+
 /// Resolves on Ctrl-C, or on SIGTERM (how Kubernetes stops a pod). The
 /// handlers are installed when this is called, not when it is first polled.
 fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
@@ -253,7 +272,7 @@ async fn watch_if_listable<K>(
     index: &SharedIndex,
     client: &Client,
     from_files: bool,
-    tasks: &mut tokio::task::JoinSet<()>,
+    tasks: &mut JoinSet<()>,
 ) -> Result<(), kube::Error>
 where
     K: Indexed + Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,

@@ -34,7 +34,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
-    fmt::Debug,
+    fmt::{self, Debug},
     ops::Deref,
     sync::{Arc, RwLock},
     time::Duration,
@@ -71,35 +71,59 @@ pub struct SharedIndex {
     listing: Arc<tokio::sync::watch::Sender<Listing>>,
 }
 
-/// Which feeders, by kind, the index waits for, and how many relist.
+/// A watch: the kind its feeder takes, and the scope it covers (a
+/// namespace, a selector; empty for everything the watch sees).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Watch {
+    kind: &'static str,
+    scope: String,
+}
+
+impl fmt::Display for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.scope.as_str() {
+            "" => f.write_str(self.kind),
+            scope => write!(f, "{} ({scope})", self.kind),
+        }
+    }
+}
+
+/// Where the feeders are with their lists.
 #[derive(Default)]
 struct Listing {
-    /// Feeders still to finish their first list, by kind.
-    pending: BTreeMap<&'static str, usize>,
-    /// Kinds with a feeder that went without retiring (its watch task
-    /// ended, panicked or was dropped), and none of that kind has listed
-    /// since: the index may lack objects of that kind, or hold stale ones.
-    abandoned: BTreeSet<&'static str>,
-    /// Whether a BackendTLSPolicy feeder has listed: until one has, every
-    /// backend reads as having no policy.
-    policies_listed: bool,
-    /// How many feeders are in a relist (after the first list): their
-    /// objects arrive one by one, and those deleted meanwhile go only at
-    /// its end.
-    relisting: usize,
+    /// Feeders still to finish their first list.
+    pending: BTreeMap<Watch, usize>,
+    /// What feeders gone without retiring had fed, until a feeder of the
+    /// same watch takes it over: its first list then deletes what it
+    /// lacks. Meanwhile the index may hold objects the cluster deleted, and
+    /// lack some it has.
+    abandoned: BTreeMap<Watch, HashSet<ObjectKey>>,
+    /// Feeders in a relist (after their first list): their objects arrive
+    /// one by one, and those deleted meanwhile go only at its end.
+    relisting: BTreeMap<Watch, usize>,
+    /// Live BackendTLSPolicy feeders past their first list: without one,
+    /// every backend reads as having no policy.
+    policy_watches: usize,
 }
 
 impl Listing {
     fn is_complete(&self) -> bool {
-        self.policies_listed && self.pending.is_empty() && self.abandoned.is_empty()
+        self.policy_watches > 0 && self.pending.is_empty() && self.abandoned.is_empty()
     }
 
-    fn leave_pending(&mut self, kind: &'static str) {
-        if let Some(n) = self.pending.get_mut(kind) {
-            *n -= 1;
-            if *n == 0 {
-                self.pending.remove(kind);
-            }
+    fn is_settled(&self) -> bool {
+        self.is_complete() && self.relisting.is_empty()
+    }
+}
+
+/// Counts a feeder of `watch` in or out of `counts`.
+fn count(counts: &mut BTreeMap<Watch, usize>, watch: &Watch, add: bool) {
+    if add {
+        *counts.entry(watch.clone()).or_default() += 1;
+    } else if let Some(n) = counts.get_mut(watch) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(watch);
         }
     }
 }
@@ -134,8 +158,9 @@ impl SharedIndex {
     /// made later (a new namespace watched, say) holds every backend back
     /// again until it has listed. A feeder gone without
     /// [retiring](Feeder::retire) (its watch task ended, panicked or was
-    /// aborted) holds them back until another feeder of its kind lists:
-    /// what it was to bring may never arrive. A watch that can never list
+    /// aborted) holds them back until a feeder for the same scope takes
+    /// over and lists: meanwhile what it was to bring may never arrive, and
+    /// what the cluster deleted may stay. A watch that can never list
     /// (RBAC forbids it, the CRD is not installed) holds them back too, so
     /// every request fails until it is fixed; its errors are logged as they
     /// come, and [`Self::waiting_for`] names its kind.
@@ -161,16 +186,28 @@ impl SharedIndex {
         self.changes.subscribe()
     }
 
-    /// A feeder for watcher events of kind `K`. Until it has handled its
-    /// first `InitDone`, the index is not [synced](Self::is_synced); if it
-    /// is dropped without [retiring](Feeder::retire), the index is not
-    /// until another feeder of `K` has listed (a restarted watch).
-    pub fn feeder<K: Indexed>(&self) -> Feeder<K> {
-        self.listing.send_modify(|l| *l.pending.entry(K::NAME).or_default() += 1);
+    /// A feeder for watcher events of kind `K` from one watch; `scope` names
+    /// what the watch covers (a namespace, a selector; `""` when it is the
+    /// only watch of its kind). Feeders of one kind need scopes of their
+    /// own.
+    ///
+    /// Until it has handled its first `InitDone`, the index is not
+    /// [synced](Self::is_synced). Made for the scope of a feeder that went
+    /// without [retiring](Feeder::retire) (a restarted watch), it takes
+    /// over what that one fed: its first list deletes what the cluster no
+    /// longer has, and only then is the index synced again.
+    pub fn feeder<K: Indexed>(&self, scope: &str) -> Feeder<K> {
+        let watch = Watch { kind: K::NAME, scope: scope.to_owned() };
+        let mut fed = HashSet::new();
+        self.change_listing(|l| {
+            fed = l.abandoned.remove(&watch).unwrap_or_default();
+            count(&mut l.pending, &watch, true);
+        });
         Feeder {
             index: self.clone(),
+            watch,
             relist: None,
-            fed: HashSet::new(),
+            fed,
             listing: true,
             retired: false,
             objects: std::marker::PhantomData,
@@ -178,51 +215,53 @@ impl SharedIndex {
     }
 
     /// Whether a BackendTLSPolicy feeder has listed, every feeder has
-    /// finished its first list, and none went without retiring: until
-    /// then the index may lack objects the cluster has, so conditions
-    /// computed from it would be wrong (a CA ConfigMap not yet listed
-    /// reads as missing), and so would "no policy applies".
+    /// finished its first list, and every one gone without retiring has
+    /// been taken over and listed again: until then the index may lack
+    /// objects the cluster has (or hold some it deleted), so conditions
+    /// computed from it would be wrong (a CA ConfigMap not yet listed reads
+    /// as missing), and so would "no policy applies".
     pub fn is_synced(&self) -> bool {
         self.listing.borrow().is_complete()
     }
 
-    /// The kinds the index waits for: `BackendTLSPolicy` until a feeder of
-    /// it has listed, those with a feeder that has not finished its first
-    /// list, and those with a feeder gone without retiring. Empty when
-    /// [synced](Self::is_synced). For logs and readiness probes: a kind
-    /// that stays here names the watch that cannot list, or is missing.
-    pub fn waiting_for(&self) -> Vec<&'static str> {
+    /// The watches the index waits for, as `Kind` or `Kind (scope)`:
+    /// `BackendTLSPolicy` until a feeder of it has listed, those whose
+    /// feeder has not finished its first list, and those whose feeder went
+    /// without retiring. Empty when [synced](Self::is_synced). For logs and
+    /// readiness probes: a watch that stays here cannot list, or is gone.
+    pub fn waiting_for(&self) -> Vec<String> {
         let listing = self.listing.borrow();
-        let mut kinds: BTreeSet<_> =
-            listing.pending.keys().chain(&listing.abandoned).copied().collect();
+        let watches = listing.pending.keys().chain(listing.abandoned.keys());
+        let mut waiting: BTreeSet<String> = watches.clone().map(ToString::to_string).collect();
         let policy_kinds = [BackendTlsPolicy::NAME, v1alpha3::BackendTlsPolicy::NAME];
-        if !listing.policies_listed && !policy_kinds.iter().any(|k| kinds.contains(k)) {
-            kinds.insert(BackendTlsPolicy::NAME);
+        if listing.policy_watches == 0
+            && !watches.into_iter().any(|w| policy_kinds.contains(&w.kind))
+        {
+            waiting.insert(BackendTlsPolicy::NAME.to_owned());
         }
-        kinds.into_iter().collect()
+        waiting.into_iter().collect()
     }
 
-    /// A feeder of `K` is done with its first list; signalled as a change,
-    /// since the index may be synced now. It makes good a feeder of its
-    /// kind that went before (a restarted watch).
-    fn listed<K: Indexed>(&self) {
-        self.listing.send_modify(|l| {
-            l.leave_pending(K::NAME);
-            l.abandoned.remove(K::NAME);
-            l.policies_listed |= K::POLICY;
-        });
+    /// The watches in a relist, as `Kind` or `Kind (scope)`: status is not
+    /// written until they end. One that stays here keeps failing to list.
+    pub fn relisting(&self) -> Vec<String> {
+        self.listing.borrow().relisting.keys().map(ToString::to_string).collect()
+    }
+
+    /// Changes where the feeders are, and signals it as a change: the index
+    /// may be synced, or settled, now.
+    fn change_listing(&self, change: impl FnOnce(&mut Listing)) {
+        self.listing.send_modify(change);
         self.changes.send_modify(|n| *n += 1);
     }
 
     /// Whether status may be written: synced, and no relist in progress
     /// (until one ends, objects deleted meanwhile are still held).
     fn is_settled(&self) -> bool {
-        let listing = self.listing.borrow();
-        listing.is_complete() && listing.relisting == 0
+        self.listing.borrow().is_settled()
     }
 
-    /// Waits until [`Self::is_synced`] (forever, if a feeder was dropped
-    /// before its first list).
+    /// Waits until [`Self::is_synced`] (forever, if a watch never lists).
     pub async fn synced(&self) {
         let mut listing = self.listing.subscribe();
         // The sender lives as long as `self`: this cannot fail.
@@ -230,31 +269,34 @@ impl SharedIndex {
     }
 
     /// Feeds a watcher stream of kind `K` (for example one the controller
-    /// already runs) into the index until it ends. Watcher errors are
-    /// logged; the watcher's own backoff decides what follows. The feeder
-    /// counts from this call, not from the first poll. A stream that ends
-    /// is logged as an error and, like the future dropped, leaves the index
-    /// unsynced until another feeder of `K` lists.
-    pub fn feed<K, S>(&self, events: S) -> impl Future<Output = ()> + use<K, S>
+    /// already runs) into the index until it ends, through a
+    /// [feeder](Self::feeder) for `scope`. Watcher errors are logged; the
+    /// watcher's own backoff decides what follows. The feeder counts from
+    /// this call, not from the first poll. A stream that ends is logged as
+    /// an error and, like the future dropped, leaves the index unsynced
+    /// until a feeder of the same kind and scope lists again.
+    pub fn feed<K, S>(&self, scope: &str, events: S) -> impl Future<Output = ()> + use<K, S>
     where
         K: Indexed,
         S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     {
-        let mut feeder = self.feeder::<K>();
+        let mut feeder = self.feeder::<K>(scope);
         async move {
             let mut events = std::pin::pin!(events);
             while let Some(event) = events.next().await {
                 match event {
                     Ok(event) => feeder.handle(event),
-                    Err(error) => tracing::warn!(%error, kind = K::NAME, "watch failed; retrying"),
+                    Err(error) => {
+                        tracing::warn!(%error, watch = %feeder.watch, "watch failed; retrying")
+                    }
                 }
             }
             // (Kube's watcher never ends; a task aborted on purpose, as at
             // shutdown, does not get here and says nothing.)
             tracing::error!(
-                kind = K::NAME,
+                watch = %feeder.watch,
                 "a watch ended: the index no longer follows its objects, so backends are \
-                 refused (NotSynced) and status is not written until a watch of this kind lists"
+                 refused (NotSynced) and status is not written until it is restarted"
             );
         }
     }
@@ -286,20 +328,28 @@ impl SharedIndex {
                 Duration::from_secs(at.as_secs().saturating_sub(now.as_secs())).min(AT_MOST)
             });
             tokio::select! {
-                _ = changes.changed() => {}
+                _ = changes.changed() => {
+                    // A relist changes the index once per object: scan at
+                    // most once a second. (Objects applied meanwhile had
+                    // their validity checked as they came.)
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    changes.borrow_and_update();
+                }
                 () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
     /// Watches every object `api` can see (with kube's default backoff) and
-    /// keeps the index current. Runs until dropped.
+    /// keeps the index current. Runs until dropped. Its scope is `api`'s
+    /// namespace (empty for all namespaces).
     pub fn watch<K>(&self, api: Api<K>) -> impl Future<Output = ()> + Send + 'static
     where
         K: Indexed + Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
         K::DynamicType: Default,
     {
-        self.feed(watcher(api, watcher::Config::default()).default_backoff())
+        let scope = api.namespace().unwrap_or_default().to_owned();
+        self.feed(&scope, watcher(api, watcher::Config::default()).default_backoff())
     }
 }
 
@@ -310,28 +360,31 @@ impl SharedIndex {
 #[non_exhaustive]
 pub struct NotSynced;
 
-/// Applies watcher events of one kind to a [`SharedIndex`], with the
+/// Applies watcher events of one watch to a [`SharedIndex`], with the
 /// watcher's restart semantics: the objects of a list are applied as they
 /// come (`InitApply`), and at its end (`InitDone`) what this feeder had fed
 /// that the list lacks is deleted (it went while the watch was down). Only
 /// their keys are kept meanwhile, and the index is locked per object, so a
 /// relist of many large objects neither holds them all nor stalls readers.
 ///
-/// A relist speaks for its own watch only: feeders of one kind for
-/// disjoint namespaces or selectors, and objects applied to the index
-/// otherwise (say, from files), do not remove each other's objects. Watches
-/// of one kind must not overlap: a delete seen by one removes the object,
-/// whoever else still sees it.
+/// A relist speaks for its own watch only: feeders of one kind with
+/// disjoint scopes (namespaces, selectors), and objects applied to the
+/// index otherwise (say, from files), do not remove each other's objects.
+/// Watches of one kind must not overlap: a delete seen by one removes the
+/// object, whoever else still sees it.
 ///
 /// A feeder is meant to live as long as its watch. One dropped (its task
-/// ended, panicked or was aborted) leaves the index unsynced until another
-/// feeder of its kind lists, since nothing follows its objects any more;
-/// to stop following a watch on purpose, [retire](Self::retire) it.
+/// ended, panicked or was aborted) leaves the index unsynced until a
+/// feeder for the same scope takes over and lists, since nothing follows
+/// its objects meanwhile; to stop following a watch on purpose,
+/// [retire](Self::retire) it.
 pub struct Feeder<K: Indexed> {
     index: SharedIndex,
+    watch: Watch,
     /// The keys of the list in progress.
     relist: Option<HashSet<ObjectKey>>,
-    /// The objects this feeder put in the index and has not deleted.
+    /// The objects this feeder (or the one it took over from) put in the
+    /// index and has not deleted.
     fed: HashSet<ObjectKey>,
     /// Whether the first list is still to come.
     listing: bool,
@@ -358,8 +411,7 @@ impl<K: Indexed> Feeder<K> {
             watcher::Event::Init => self.list().clear(),
             watcher::Event::InitApply(object) => {
                 let key = object.key();
-                let list = self.list();
-                list.extend(key.clone());
+                self.list().extend(key.clone());
                 self.fed.extend(key);
                 self.index.update(|index| index.apply(&object));
             }
@@ -375,10 +427,16 @@ impl<K: Indexed> Feeder<K> {
                         }
                     });
                 }
-                if std::mem::take(&mut self.listing) {
-                    self.index.listed::<K>();
-                } else if relisted {
-                    self.index.listing.send_modify(|l| l.relisting -= 1);
+                let first = std::mem::take(&mut self.listing);
+                if first || relisted {
+                    self.index.change_listing(|l| {
+                        if first {
+                            count(&mut l.pending, &self.watch, false);
+                            l.policy_watches += usize::from(K::POLICY);
+                        } else {
+                            count(&mut l.relisting, &self.watch, false);
+                        }
+                    });
                 }
             }
         }
@@ -388,14 +446,15 @@ impl<K: Indexed> Feeder<K> {
     /// begun by `InitApply` without `Init` counts too).
     fn list(&mut self) -> &mut HashSet<ObjectKey> {
         if self.relist.is_none() && !self.listing {
-            self.index.listing.send_modify(|l| l.relisting += 1);
+            self.index.change_listing(|l| count(&mut l.relisting, &self.watch, true));
         }
         self.relist.get_or_insert_default()
     }
 
     /// Stops following the watch on purpose (a namespace no longer
     /// watched, say): what this feeder fed leaves the index, and the index
-    /// no longer waits for it.
+    /// no longer waits for it. To forget a watch whose feeder went without
+    /// retiring, make a feeder for its scope and retire that.
     pub fn retire(mut self) {
         let fed = std::mem::take(&mut self.fed);
         self.index.update(|index| {
@@ -403,36 +462,42 @@ impl<K: Indexed> Feeder<K> {
                 index.delete::<K>(key);
             }
         });
-        let relisting = self.relist.take().is_some() && !self.listing;
-        let listing = std::mem::take(&mut self.listing);
-        self.index.listing.send_modify(|l| {
-            if listing {
-                l.leave_pending(K::NAME);
-            }
-            l.relisting -= usize::from(relisting);
-        });
+        self.leave(false);
         self.retired = true;
+    }
+
+    /// Leaves the counts the feeder is in; `abandon`, it leaves what it
+    /// fed for a feeder of the same watch to take over.
+    fn leave(&mut self, abandon: bool) {
+        let relisting = self.relist.take().is_some() && !self.listing;
+        let listed = !std::mem::take(&mut self.listing);
+        let fed = std::mem::take(&mut self.fed);
+        self.index.change_listing(|l| {
+            if !listed {
+                count(&mut l.pending, &self.watch, false);
+            }
+            if relisting {
+                count(&mut l.relisting, &self.watch, false);
+            }
+            if listed && K::POLICY {
+                l.policy_watches -= 1;
+            }
+            if abandon {
+                l.abandoned.entry(self.watch.clone()).or_default().extend(fed);
+            }
+        });
     }
 }
 
-/// A feeder gone without retiring leaves its kind incomplete: the index is
-/// not [synced](SharedIndex::is_synced) until another feeder of that kind
-/// lists, so the data path refuses and status is not written.
+/// A feeder gone without retiring leaves its watch abandoned: the index is
+/// not [synced](SharedIndex::is_synced) until a feeder of the same kind and
+/// scope takes over and lists, so the data path refuses and status is not
+/// written.
 impl<K: Indexed> Drop for Feeder<K> {
     fn drop(&mut self) {
-        if self.retired {
-            return;
+        if !self.retired {
+            self.leave(true);
         }
-        let relisting = self.relist.take().is_some() && !self.listing;
-        let listing = std::mem::take(&mut self.listing);
-        self.index.listing.send_modify(|l| {
-            if listing {
-                l.leave_pending(K::NAME);
-            }
-            l.relisting -= usize::from(relisting);
-            l.abandoned.insert(K::NAME);
-        });
-        self.index.changes.send_modify(|n| *n += 1);
     }
 }
 

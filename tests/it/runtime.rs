@@ -251,7 +251,7 @@ fn held(index: &SharedIndex, services: &[(&str, &str)]) -> Vec<String> {
 fn a_relist_speaks_for_its_own_watch() {
     let index = SharedIndex::default();
     index.update(|i| i.apply(&service("files", "z")));
-    let (mut a, mut b) = (index.feeder::<Service>(), index.feeder::<Service>());
+    let (mut a, mut b) = (index.feeder::<Service>("a"), index.feeder::<Service>("b"));
     for (feeder, ns, name) in [(&mut a, "a", "x"), (&mut b, "b", "y")] {
         feeder.handle(Event::Init);
         feeder.handle(Event::InitApply(service(ns, name)));
@@ -288,11 +288,11 @@ async fn status_waits_for_every_first_list() {
     // Without a BackendTLSPolicy watch, every policy would read as absent.
     assert!(!index.is_synced(), "no policy watch yet");
     assert_eq!(index.waiting_for(), ["BackendTLSPolicy"]);
-    let mut policies = index.feeder::<BackendTlsPolicy>();
+    let mut policies = index.feeder::<BackendTlsPolicy>("");
     policies.handle(Event::Init);
     policies.handle(Event::InitDone);
     assert!(index.is_synced());
-    let (mut first, mut second) = (index.feeder::<ConfigMap>(), index.feeder::<Service>());
+    let (mut first, mut second) = (index.feeder::<ConfigMap>(""), index.feeder::<Service>(""));
     assert!(!index.is_synced());
     assert_eq!(index.waiting_for(), ["ConfigMap", "Service"]);
     assert!(write().await.is_empty(), "written before the lists");
@@ -316,8 +316,13 @@ async fn status_waits_for_every_first_list() {
     // held until it ends. The data path goes on meanwhile.
     first.handle(Event::Init);
     assert!(index.is_synced());
+    assert_eq!(index.relisting(), ["ConfigMap"]);
     assert!(write().await.is_empty(), "written during a relist");
+    let mut changes = index.changes();
+    changes.borrow_and_update();
     first.handle(Event::InitDone);
+    assert!(changes.has_changed().unwrap(), "the relist's end is signalled, nothing deleted");
+    assert!(index.relisting().is_empty());
     assert_eq!(write().await.len(), 1);
     // A relist opened by `InitApply` alone counts as one, and ends.
     first.handle(Event::InitApply(ca_config_map("shop", "ca")));
@@ -327,7 +332,7 @@ async fn status_waits_for_every_first_list() {
 
     // A watch that ends before its first list leaves its kind incomplete:
     // nothing is written from then on.
-    drop(index.feeder::<Secret>());
+    drop(index.feeder::<Secret>(""));
     assert!(!index.is_synced());
     assert_eq!(index.waiting_for(), ["Secret"]);
     assert!(write().await.is_empty());
@@ -348,64 +353,87 @@ async fn resolve_refuses_until_every_first_list() {
     let index = SharedIndex::default();
     let backend =
         BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443);
+    let outcome = || index.resolve(&backend).map(Resolution::into_outcome);
     let (mut services, mut policies) =
-        (index.feeder::<Service>(), index.feeder::<BackendTlsPolicy>());
+        (index.feeder::<Service>(""), index.feeder::<BackendTlsPolicy>(""));
     services.handle(Event::Init);
     services.handle(Event::InitApply(service("shop", "svc")));
     services.handle(Event::InitDone);
     assert!(matches!(index.read().resolve(&backend).outcome(), Outcome::NoPolicy));
-    assert!(matches!(index.resolve(&backend), Err(NotSynced { .. })));
+    assert!(matches!(outcome(), Err(NotSynced { .. })));
     policies.handle(Event::Init);
     policies.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
     policies.handle(Event::InitDone);
-    let Ok(Outcome::Policy(applied)) = index.resolve(&backend).map(Resolution::into_outcome) else {
-        panic!("the policy applies")
-    };
+    let Ok(Outcome::Policy(applied)) = outcome() else { panic!("the policy applies") };
     assert_eq!(applied.policy_key(), &ObjectKey::new("shop", "p"));
-    // A feeder made later (another namespace watched) holds it back again.
-    let mut later = index.feeder::<Service>();
-    assert!(matches!(index.resolve(&backend), Err(NotSynced { .. })));
-    later.handle(Event::Init);
-    later.handle(Event::InitDone);
-    assert!(index.resolve(&backend).is_ok());
-    // One that goes before its first list (its task ended) leaves its kind
-    // incomplete for good.
-    drop(index.feeder::<BackendTlsPolicy>());
-    assert!(matches!(index.resolve(&backend), Err(NotSynced { .. })));
-    assert_eq!(index.waiting_for(), ["BackendTLSPolicy"]);
-    // A restarted watch of that kind makes good.
-    let mut restarted = index.feeder::<BackendTlsPolicy>();
-    restarted.handle(Event::Init);
-    restarted.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
-    restarted.handle(Event::InitDone);
-    let outcome = || index.resolve(&backend).map(Resolution::into_outcome);
-    assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
 
-    // One that goes after listing leaves its objects unfollowed: a policy
-    // created now would never arrive, so backends are refused again.
-    drop(restarted);
+    // A feeder made later (another namespace watched) holds it back again.
+    let mut later = index.feeder::<Service>("elsewhere");
+    assert!(matches!(outcome(), Err(NotSynced { .. })));
+    assert_eq!(index.waiting_for(), ["Service (elsewhere)"]);
+    later.handle(Event::Init);
+    later.handle(Event::InitApply(service("elsewhere", "svc")));
+    later.handle(Event::InitDone);
+    assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
+    // Retired on purpose, it takes its objects along and is not waited for,
+    // listed or not.
+    let both = [("elsewhere", "svc"), ("shop", "svc")];
+    assert_eq!(held(&index, &both), ["elsewhere/svc", "shop/svc"]);
+    later.retire();
+    assert_eq!(held(&index, &both), ["shop/svc"]);
+    index.feeder::<Service>("never listed").retire();
+    assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
+    // But with the last policy watch retired, no policy would read as none.
+    policies.retire();
     assert!(matches!(outcome(), Err(NotSynced { .. })));
     assert_eq!(index.waiting_for(), ["BackendTLSPolicy"]);
-    let mut again = index.feeder::<BackendTlsPolicy>();
-    again.handle(Event::Init);
-    again.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
-    again.handle(Event::InitDone);
+}
+
+/// A watch that goes (its task ended) leaves its objects unfollowed until a
+/// feeder for its scope takes over and lists: that first list deletes what
+/// the cluster deleted meanwhile. Another scope's watch does not make good.
+#[tokio::test]
+async fn a_restarted_watch_takes_over_what_the_gone_one_fed() {
+    let index = SharedIndex::default();
+    let backend =
+        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443);
+    let outcome = || index.resolve(&backend).map(Resolution::into_outcome);
+    let mut services = index.feeder::<Service>("");
+    services.handle(Event::Init);
+    services.handle(Event::InitApply(service("shop", "svc")));
+    services.handle(Event::InitDone);
+    let mut shop = index.feeder::<BackendTlsPolicy>("shop");
+    shop.handle(Event::Init);
+    shop.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
+    shop.handle(Event::InitDone);
     assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
 
-    // A Service watch retired on purpose takes its objects along and is
-    // not waited for.
-    let mut other = index.feeder::<Service>();
-    other.handle(Event::Init);
-    other.handle(Event::InitApply(service("elsewhere", "svc")));
-    other.handle(Event::InitDone);
-    assert_eq!(
-        held(&index, &[("elsewhere", "svc"), ("shop", "svc")]),
-        ["elsewhere/svc", "shop/svc"]
-    );
-    other.retire();
+    // Its task ends; `p` is deleted in the cluster meanwhile.
+    drop(shop);
+    assert!(matches!(outcome(), Err(NotSynced { .. })));
+    assert_eq!(index.waiting_for(), ["BackendTLSPolicy (shop)"]);
+    let mut web = index.feeder::<BackendTlsPolicy>("web");
+    web.handle(Event::Init);
+    web.handle(Event::InitDone);
+    assert!(matches!(outcome(), Err(NotSynced { .. })), "another namespace's watch listed");
+    assert_eq!(index.waiting_for(), ["BackendTLSPolicy (shop)"]);
+
+    // Restarted, its first list lacks `p`: it goes, and "no policy" is true.
+    let mut restarted = index.feeder::<BackendTlsPolicy>("shop");
+    restarted.handle(Event::Init);
+    assert!(matches!(outcome(), Err(NotSynced { .. })));
+    restarted.handle(Event::InitDone);
+    assert!(matches!(outcome(), Ok(Outcome::NoPolicy)));
+    assert!(index.read().policy(&ObjectKey::new("shop", "p")).is_none());
+
+    // Dropped before its first list, a takeover hands back what it took.
+    index.update(|i| i.apply(&policy("shop", "q", "abc.example.com")));
+    restarted.handle(Event::Apply(policy("shop", "q", "abc.example.com")));
+    drop(restarted);
+    drop(index.feeder::<BackendTlsPolicy>("shop"));
+    let mut third = index.feeder::<BackendTlsPolicy>("shop");
+    third.handle(Event::Init);
+    third.handle(Event::InitDone);
+    assert!(index.read().policy(&ObjectKey::new("shop", "q")).is_none(), "q was handed on");
     assert!(index.is_synced());
-    assert_eq!(held(&index, &[("elsewhere", "svc"), ("shop", "svc")]), ["shop/svc"]);
-    // And one retired before its first list is not waited for either.
-    index.feeder::<Service>().retire();
-    assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
 }
