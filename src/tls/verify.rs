@@ -130,10 +130,13 @@ impl PresentedNames {
 /// non-empty label before the suffix (`a.example.com`, not
 /// `a.b.example.com` nor `example.com`), or the same wildcard. DNS names
 /// compare without regard to ASCII case. Presented names webpki would skip
-/// are skipped: malformed ones, and wildcards over fewer than two labels.
+/// are skipped: malformed ones, absolute ones (`a.example.com.`), and
+/// wildcards over fewer than two labels.
 fn wildcard_matches(configured: &SanHostname, presented: &str) -> bool {
     let suffix = &configured.as_str()[1..]; // ".example.com"
-    let presented = presented.strip_suffix('.').unwrap_or(presented);
+    if presented.ends_with('.') {
+        return false;
+    }
     if let Some(covered) = presented.strip_prefix("*.") {
         let well_formed = covered.contains('.') && DnsName::try_from(covered).is_ok();
         return well_formed && presented.eq_ignore_ascii_case(configured.as_str());
@@ -156,7 +159,8 @@ mod tests {
         for (presented, matches) in [
             ("a.example.com", true),
             ("A.Example.COM", true),
-            ("a.example.com.", true),
+            ("a.example.com.", false),
+            ("*.example.com.", false),
             ("*.example.com", true),
             ("a.b.example.com", false),
             ("example.com", false),
