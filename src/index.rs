@@ -384,8 +384,9 @@ pub(crate) struct PolicyEntry {
     problems: Vec<PolicyProblem>,
     /// The CA data of the references that resolve.
     ca_sources: Arc<[CaSource]>,
-    /// The trust anchors, when the policy has no problems.
-    roots: Option<Arc<rustls::RootCertStore>>,
+    /// The trust anchors, when the policy has no problems, and when they
+    /// were made ([`Index`]'s `roots_made`).
+    roots: Option<(Arc<rustls::RootCertStore>, u64)>,
     /// The domain whose `options` apply ([`Index::set_options_domain`]).
     options_domain: Option<Arc<str>>,
 }
@@ -505,6 +506,9 @@ pub struct Index {
     /// The domain under which the implementation reads `options`.
     options_domain: Option<Arc<str>>,
     grants: Grants,
+    /// How many trust anchor sets were made: the newest has the highest
+    /// number, so that a cache can tell a policy's former anchors.
+    roots_made: u64,
 }
 
 mod sealed {
@@ -838,9 +842,11 @@ impl Index {
             Ok(policy) if problems.is_empty() => kept
                 .map(Ok)
                 .unwrap_or_else(|| {
-                    crate::tls::trust_roots(policy, &ca_sources, |name| {
+                    let made = crate::tls::trust_roots(policy, &ca_sources, |name| {
                         self.well_known_roots.get(name).cloned()
-                    })
+                    });
+                    self.roots_made += 1;
+                    made.map(|roots| (roots, self.roots_made))
                 })
                 .map_err(|p| problems.push(p))
                 .ok(),

@@ -608,7 +608,8 @@ pub async fn write_status(
 /// replica writes). Returns the outcome of each policy written.
 ///
 /// Writes nothing (and returns nothing) until the index
-/// [is synced](SharedIndex::is_synced), nor while a watch relists: a
+/// [is synced](SharedIndex::is_synced), nor while a watch relists (a pass
+/// stops where one begins): a
 /// starting controller would otherwise publish the conditions of a
 /// half-listed cluster, such as CA references that do not resolve yet, and
 /// during a relist objects deleted meanwhile are still held.
@@ -618,26 +619,23 @@ pub async fn write_all_status(
     controller_name: &ControllerName,
     ancestors: impl Fn(&ObjectKey) -> Option<Vec<ParentReference>>,
 ) -> Vec<(ObjectKey, Result<StatusWrite, StatusError>)> {
-    if !index.is_settled() {
-        return Vec::new();
-    }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    // Copy what is needed under the lock; write without it.
-    let work: Vec<_> = {
-        let index = index.read();
-        index
-            .policy_keys()
-            .into_iter()
-            .filter_map(|key| {
-                let conditions = index.policy_conditions(&key)?.to_conditions(&now);
-                let policy = index.policy(&key)?.clone();
-                Some((key, policy, conditions))
-            })
-            .collect()
-    };
-    let mut results = Vec::with_capacity(work.len());
-    for (key, policy, conditions) in work {
+    let keys = index.read().policy_keys();
+    let mut results = Vec::with_capacity(keys.len());
+    for key in keys {
+        // Checked again for each: a relist may begin during the pass.
+        if !index.is_settled() {
+            break;
+        }
         let Some(ancestors) = ancestors(&key) else { continue };
+        // One policy at a time under the lock, and the write without it:
+        // the data path and the watches do not wait for a whole pass.
+        let read = {
+            let index = index.read();
+            index.policy_conditions(&key).zip(index.policy(&key).cloned())
+        };
+        let Some((conditions, policy)) = read else { continue }; // deleted meanwhile
+        let conditions = conditions.to_conditions(&now);
         let ours = ancestors.into_iter().map(|ancestor| (ancestor, conditions.clone()));
         let api = Api::namespaced(client.clone(), &key.namespace);
         results.push((key, write_status(&api, &policy, controller_name, ours).await));

@@ -160,11 +160,15 @@ impl AppliedPolicy {
     /// What TLS is built from when the policy is usable: the validated
     /// policy and its trust anchors, both kept from one index version to
     /// the next while they stay the same.
+    /// The policy and its trust anchors, with when those were made (a
+    /// higher number is newer), when usable.
     pub(crate) fn tls_inputs(
         &self,
-    ) -> Option<(&Arc<ValidatedPolicy>, &Arc<rustls::RootCertStore>)> {
+    ) -> Option<(&Arc<ValidatedPolicy>, &Arc<rustls::RootCertStore>, u64)> {
         match (&self.entry.validated, &self.entry.roots) {
-            (Ok(policy), Some(roots)) if self.problems.is_empty() => Some((policy, roots)),
+            (Ok(policy), Some((roots, made))) if self.problems.is_empty() => {
+                Some((policy, roots, *made))
+            }
             _ => None,
         }
     }
@@ -177,7 +181,7 @@ impl AppliedPolicy {
     /// The trust anchors, present when the policy has no problems of its
     /// own (a problem of the port, such as UDP, leaves them).
     pub(crate) fn roots(&self) -> Option<&Arc<rustls::RootCertStore>> {
-        self.entry.roots.as_ref()
+        self.entry.roots.as_ref().map(|(roots, _)| roots)
     }
 
     /// The validated policy to build TLS from, or, when anything is wrong,

@@ -655,6 +655,37 @@ fn the_tls_cache_keeps_apart_alpn_and_providers() {
     assert!(Arc::ptr_eq(&restricted, &config(b"h2", &one_suite)));
 }
 
+/// A caller still holding the policy from before its CA object changed
+/// gets a configuration of its own, uncached: it does not evict the one
+/// that callers with the current anchors share.
+#[test]
+fn the_tls_cache_keeps_the_current_anchors_config_for_stale_callers() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https", 443)]));
+    index.apply(&mk_policy("p", 0, "svc", None, "abc.example.com"));
+    let applied = |index: &Index| {
+        let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
+        let Outcome::Policy(applied) = resolution.into_outcome() else { panic!("no policy") };
+        applied
+    };
+    let before = applied(&index);
+    let other = rcgen::generate_simple_self_signed(vec!["other-ca.example".into()]).unwrap();
+    index.apply(&mk_ca_config_map(NS, "ca", Some(&other.cert.pem())));
+    let after = applied(&index);
+    let cache = crate::tls::TlsCache::default();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = |applied: &AppliedPolicy| {
+        let params = crate::tls::TlsParams::default();
+        cache.client_config_with_provider(applied, &params, provider.clone()).unwrap().config
+    };
+    let current = config(&after);
+    let stale = config(&before);
+    assert!(!Arc::ptr_eq(&current, &stale));
+    assert!(Arc::ptr_eq(&current, &config(&after)), "the stale caller evicted it");
+    assert!(!Arc::ptr_eq(&stale, &config(&before)), "stale configurations are not cached");
+    assert_eq!(cache.len(), 1);
+}
+
 /// Policies naming the same CA object share its trust anchors; one naming
 /// two objects trusts both.
 #[test]
@@ -673,7 +704,7 @@ fn policies_share_their_ca_objects_anchors() {
         name: "other-ca".into(),
     });
     index.apply(&both);
-    let roots = |name: &str| index.policies.get(NS, name).unwrap().roots.clone().unwrap();
+    let roots = |name: &str| index.policies.get(NS, name).unwrap().roots.clone().unwrap().0;
     assert!(Arc::ptr_eq(&roots("p1"), &roots("p2")));
     assert_eq!(roots("both").len(), 2);
 }

@@ -30,7 +30,9 @@ use crate::{index::AppliedPolicy, index::Map, policy::ValidatedPolicy};
 /// [`AppliedPolicy`] or [`ClientCertificate`](super::ClientCertificate)) is
 /// dropped once the cache has grown to twice what it held after the last
 /// sweep; configurations built with a policy's former trust anchors are
-/// dropped at its first miss with the new ones.
+/// dropped at its first miss with the new ones, and a caller still holding
+/// an [`AppliedPolicy`] from before gets configurations that are not
+/// cached.
 ///
 /// [`Index`]: crate::index::Index
 /// [`Index::set_well_known_roots`]: crate::index::Index::set_well_known_roots
@@ -55,8 +57,11 @@ struct PolicyConfigs {
     /// Weak, so that the cache does not keep the policy alive, while its
     /// address is not reused.
     policy: Weak<ValidatedPolicy>,
-    /// The anchors `configs` were built with; others replace them all.
+    /// The anchors `configs` were built with; newer ones replace them all,
+    /// older ones are not cached.
     roots: Arc<RootCertStore>,
+    /// When `roots` were made (higher is newer).
+    roots_made: u64,
     configs: Map<ConfigKey, Cached>,
 }
 
@@ -136,7 +141,7 @@ impl TlsCache {
         params: &TlsParams,
         provider: Arc<CryptoProvider>,
     ) -> Result<BackendTls, TlsError> {
-        let (Some((policy, roots)), Ok(client_certificate)) =
+        let (Some((policy, roots, roots_made)), Ok(client_certificate)) =
             (applied.tls_inputs(), &params.client_certificate)
         else {
             return super::client_config_with_provider(applied, params, provider);
@@ -170,12 +175,20 @@ impl TlsCache {
         let built = policies.entry(id).or_insert_with(|| PolicyConfigs {
             policy: Arc::downgrade(policy),
             roots: roots.clone(),
+            roots_made,
             configs: Map::default(),
         });
         if !Arc::ptr_eq(&built.roots, roots) {
+            if roots_made < built.roots_made {
+                // A caller still holding the policy as it was before its CA
+                // objects changed: not cached, so that it does not evict
+                // what callers with the current anchors share.
+                return Ok(tls);
+            }
             // The policy's CA objects changed.
             *len -= built.configs.len();
             built.roots = roots.clone();
+            built.roots_made = roots_made;
             built.configs.clear();
         }
         let cached = Cached {
