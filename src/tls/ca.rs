@@ -31,7 +31,11 @@ use rustls::{
     CertificateError, RootCertStore,
     pki_types::{CertificateDer, TrustAnchor, UnixTime},
 };
-use x509_parser::{certificate::X509CertificateParser, nom::Parser, time::ASN1Time};
+use x509_parser::{
+    certificate::{X509Certificate, X509CertificateParser},
+    nom::Parser,
+    time::ASN1Time,
+};
 
 use super::pem;
 
@@ -118,8 +122,42 @@ pub enum BundleError {
 pub struct CaCertificate {
     der: CertificateDer<'static>,
     anchor: TrustAnchor<'static>,
+    validity: Validity,
+}
+
+/// A certificate's validity period, as x509-parser read it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Validity {
     not_before: ASN1Time,
     not_after: ASN1Time,
+}
+
+impl Validity {
+    pub(crate) fn of(certificate: &X509Certificate<'_>) -> Self {
+        let validity = certificate.validity();
+        Self { not_before: validity.not_before, not_after: validity.not_after }
+    }
+
+    pub(crate) fn not_before(&self) -> UnixTime {
+        unix_time(self.not_before)
+    }
+
+    pub(crate) fn not_after(&self) -> UnixTime {
+        unix_time(self.not_after)
+    }
+
+    /// [`BlockProblem::Expired`] or [`BlockProblem::NotYetValid`] unless
+    /// `now` is within.
+    pub(crate) fn check(&self, now: UnixTime) -> Result<(), BlockProblem> {
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if now > self.not_after.timestamp() {
+            return Err(BlockProblem::Expired(self.not_after.to_string()));
+        }
+        if now < self.not_before.timestamp() {
+            return Err(BlockProblem::NotYetValid(self.not_before.to_string()));
+        }
+        Ok(())
+    }
 }
 
 impl CaCertificate {
@@ -141,8 +179,7 @@ impl CaCertificate {
                 rest.len()
             )));
         }
-        let validity = certificate.validity();
-        let (not_before, not_after) = (validity.not_before, validity.not_after);
+        let validity = Validity::of(&certificate);
         // webpki's own reading, the one verification uses.
         let mut store = RootCertStore::empty();
         store.add(CertificateDer::from(der.as_slice())).map_err(|error| {
@@ -155,7 +192,7 @@ impl CaCertificate {
             })
         })?;
         let anchor = store.roots.pop().expect("an anchor was added");
-        Ok(Self { der: der.into(), anchor, not_before, not_after })
+        Ok(Self { der: der.into(), anchor, validity })
     }
 
     /// The certificate as it was in the bundle.
@@ -170,12 +207,12 @@ impl CaCertificate {
 
     /// The start of the certificate's validity.
     pub fn not_before(&self) -> UnixTime {
-        unix_time(self.not_before)
+        self.validity.not_before()
     }
 
     /// The end of the certificate's validity (its last valid second).
     pub fn not_after(&self) -> UnixTime {
-        unix_time(self.not_after)
+        self.validity.not_after()
     }
 
     /// Whether the certificate is valid at `now`.
@@ -184,14 +221,7 @@ impl CaCertificate {
     ///
     /// [`BlockProblem::Expired`] or [`BlockProblem::NotYetValid`].
     pub fn check_validity(&self, now: UnixTime) -> Result<(), BlockProblem> {
-        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        if now > self.not_after.timestamp() {
-            return Err(BlockProblem::Expired(self.not_after.to_string()));
-        }
-        if now < self.not_before.timestamp() {
-            return Err(BlockProblem::NotYetValid(self.not_before.to_string()));
-        }
-        Ok(())
+        self.validity.check(now)
     }
 
     /// The first instant after `now` at which [`Self::check_validity`]

@@ -8,12 +8,13 @@ use std::{
 };
 
 use rustls::{
+    CertificateError,
     crypto::CryptoProvider,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject},
     sign::CertifiedKey,
 };
 
-use super::ca::{BlockError, BlockProblem};
+use super::ca::{BlockError, BlockProblem, Validity};
 use crate::{
     api::v1::{Gateway, SecretObjectReference},
     grant::{Permission, Referent, Referrer},
@@ -30,6 +31,8 @@ pub struct ClientCertificate(Arc<KeyPair>);
 struct KeyPair {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    /// The leaf's.
+    validity: Validity,
 }
 
 /// See [`ClientCertificate::held`].
@@ -61,12 +64,13 @@ impl ClientCertificate {
         // Read as strictly as CA bundles: a block that is not a certificate
         // is refused, not skipped, so that a chain missing a certificate
         // says why instead of failing at the backend.
-        let mut chain = Vec::new();
+        let (mut chain, mut validity) = (Vec::new(), None);
         for (i, read) in super::pem::blocks(chain_pem).enumerate() {
             let problem = match read {
                 Err(error) => BlockProblem::Pem(error.to_string()),
                 Ok((b"CERTIFICATE", der)) => match x509_parser::parse_x509_certificate(&der) {
-                    Ok(([], _)) => {
+                    Ok(([], certificate)) => {
+                        validity.get_or_insert(Validity::of(&certificate));
                         chain.push(CertificateDer::from(der));
                         continue;
                     }
@@ -80,9 +84,7 @@ impl ClientCertificate {
             };
             return Err(KeyPairError::Chain(BlockError { block: i + 1, problem }));
         }
-        if chain.is_empty() {
-            return Err(KeyPairError::EmptyChain);
-        }
+        let Some(validity) = validity else { return Err(KeyPairError::EmptyChain) };
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| KeyPairError::NoPrivateKey)?;
         // The key check needs a provider; with none at all, rustls still
         // refuses a mismatched key when the config is built.
@@ -90,7 +92,7 @@ impl ClientCertificate {
             CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
                 .map_err(KeyPairError::Mismatch)?;
         }
-        Ok(Self(Arc::new(KeyPair { chain, key })))
+        Ok(Self(Arc::new(KeyPair { chain, key, validity })))
     }
 
     /// A chain (leaf first) and its private key from elsewhere than a
@@ -102,10 +104,11 @@ impl ClientCertificate {
     ///
     /// # Errors
     ///
-    /// rustls' error when the chain is empty, the key cannot be loaded, or
-    /// it does not belong to the leaf (when the provider can tell: one
-    /// that cannot say what a key's public half is, as with some hardware
-    /// keys, lets any key through).
+    /// rustls' error when the chain is empty, the leaf does not parse
+    /// (`BadEncoding`), the key cannot be loaded, or it does not belong to
+    /// the leaf (when the provider can tell: one that cannot say what a
+    /// key's public half is, as with some hardware keys, lets any key
+    /// through).
     pub fn new(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
@@ -113,11 +116,13 @@ impl ClientCertificate {
     ) -> Result<Self, rustls::Error> {
         // (rustls checks the key against the leaf only when its provider
         // can say what the key's public half is; an empty chain would pass.)
-        if chain.is_empty() {
-            return Err(rustls::Error::NoCertificatesPresented);
-        }
+        let leaf = chain.first().ok_or(rustls::Error::NoCertificatesPresented)?;
+        let validity = match x509_parser::parse_x509_certificate(leaf) {
+            Ok(([], certificate)) => Validity::of(&certificate),
+            _ => return Err(rustls::Error::InvalidCertificate(CertificateError::BadEncoding)),
+        };
         CertifiedKey::from_der(chain.clone(), key.clone_key(), provider)?;
-        Ok(Self(Arc::new(KeyPair { chain, key })))
+        Ok(Self(Arc::new(KeyPair { chain, key, validity })))
     }
 
     /// The certificate chain, leaf first.
@@ -128,6 +133,18 @@ impl ClientCertificate {
     /// The private key.
     pub fn key(&self) -> &PrivateKeyDer<'static> {
         &self.0.key
+    }
+
+    /// The start of the leaf's validity.
+    pub fn not_before(&self) -> UnixTime {
+        self.0.validity.not_before()
+    }
+
+    /// The end of the leaf's validity (its last valid second): when a
+    /// Gateway's `ResolvedRefs` turns `False`, for a controller to requeue
+    /// it then.
+    pub fn not_after(&self) -> UnixTime {
+        self.0.validity.not_after()
     }
 
     /// Whether two values are one certificate: clones of one value, or one
@@ -294,8 +311,10 @@ impl Index {
     /// [`ClientCertificateError::RefNotPermitted`] for a cross-namespace
     /// Secret without a ReferenceGrant (checked first, so nothing about the
     /// Secret is revealed); [`ClientCertificateError::InvalidClientCertificateRef`]
-    /// for a reference of another group or kind, a missing Secret, or one
-    /// without a usable `tls.crt`/`tls.key` pair.
+    /// for a reference of another group or kind, a missing Secret, one
+    /// without a usable `tls.crt`/`tls.key` pair, or one whose certificate
+    /// has expired or is not valid yet (now: requeue the Gateway at
+    /// [`ClientCertificate::not_after`] to report its expiry on time).
     pub fn client_certificate_from_ref(
         &self,
         gateway_namespace: &str,
@@ -322,7 +341,11 @@ impl Index {
         match self.secret_key_pair(&secret) {
             None => Err(invalid("not found")),
             Some(Err(problem)) => Err(invalid(&problem.to_string())),
-            Some(Ok(certificate)) => Ok(certificate.clone()),
+            // Sent, it would be refused by the backend, saying less.
+            Some(Ok(certificate)) => match certificate.0.validity.check(UnixTime::now()) {
+                Ok(()) => Ok(certificate.clone()),
+                Err(problem) => Err(invalid(&format!("the tls.crt certificate {problem}"))),
+            },
         }
     }
 }

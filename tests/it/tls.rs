@@ -985,6 +985,47 @@ fn an_unusable_client_certificate_gives_no_configuration() {
     assert!(cache.client_config_with_provider(&applied, &params, provider()).is_ok());
 }
 
+/// A client certificate outside its validity is not sent (the backend
+/// would refuse it, saying less): the Gateway's reference is invalid and
+/// says why, and `not_after` tells when a valid one stops being.
+#[test]
+fn a_client_certificate_outside_its_validity_is_refused() {
+    use backend_tls_policy::status::Reason;
+    use k8s_openapi::api::core::v1::Secret;
+    use rustls::pki_types::UnixTime;
+
+    let ca = Ca::root("test CA");
+    let mut index = Index::default();
+    for (name, from_days, to_days) in [("valid", -1, 30), ("expired", -30, -1), ("early", 10, 30)] {
+        let (chain, key) = ca.issue(&[], from_days, to_days, true);
+        index.apply(
+            &serde_json::from_value::<Secret>(json!({
+                "metadata": {"namespace": "infra", "name": name},
+                "stringData": {"tls.crt": chain, "tls.key": key},
+            }))
+            .unwrap(),
+        );
+    }
+    let read = |name: &str| {
+        let reference: v1::SecretObjectReference =
+            serde_json::from_value(json!({ "name": name })).unwrap();
+        index.client_certificate_from_ref("infra", &reference)
+    };
+    let valid = read("valid").unwrap();
+    let in_30_days = UnixTime::now().as_secs() + 30 * 86_400;
+    assert!(valid.not_after().as_secs().abs_diff(in_30_days) < 60, "{:?}", valid.not_after());
+    assert!(valid.not_before().as_secs() < UnixTime::now().as_secs());
+    for (name, says) in [("expired", "expired at"), ("early", "not valid before")] {
+        let error = read(name).unwrap_err();
+        assert_eq!(error.reason(), Reason::InvalidClientCertificateRef);
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("Secret infra/{name}: the tls.crt certificate {says}")),
+            "{message}"
+        );
+    }
+}
+
 /// Conformance `GatewayInvalidTLSBackendConfiguration` and
 /// `GatewayTLSBackendClientCertificate`, decided by the index.
 #[test]
@@ -1052,7 +1093,7 @@ fn gateway_client_certificate_refs() {
     ] {
         // With no crypto provider to load the key with, the crate cannot
         // tell a mismatched pair; rustls refuses it when the config is built
-        // (`no_provider_refuses_a_mismatched_pair_when_building`).
+        // (`a_mismatched_pair_let_through_is_refused_when_building`).
         if reference["name"] == "mismatched" && !key_check_possible() {
             assert_eq!(reason(&index, reference), Ok(()));
             continue;
