@@ -525,6 +525,9 @@ pub trait Indexed: sealed::Sealed + kube::Resource {
     /// every backend would read as having none.
     #[doc(hidden)]
     const POLICY: bool = false;
+    /// Where the index keeps it: versions of one kind share one store.
+    #[doc(hidden)]
+    const STORE: &'static str = Self::NAME;
     /// Reads what the object holds as of `now` (CA certificates'
     /// validity).
     #[doc(hidden)]
@@ -1057,6 +1060,7 @@ impl sealed::Sealed for crate::api::v1alpha3::BackendTlsPolicy {}
 impl Indexed for crate::api::v1alpha3::BackendTlsPolicy {
     const NAME: &'static str = "BackendTLSPolicy v1alpha3";
     const POLICY: bool = true;
+    const STORE: &'static str = "BackendTLSPolicy";
 
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.apply_policy(&v1::BackendTlsPolicy::from(self.clone()));
@@ -1087,6 +1091,7 @@ impl Indexed for v1::ReferenceGrant {
 impl sealed::Sealed for v1beta1::ReferenceGrant {}
 impl Indexed for v1beta1::ReferenceGrant {
     const NAME: &'static str = "ReferenceGrant v1beta1";
+    const STORE: &'static str = "ReferenceGrant";
 
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.grants.apply(&v1::ReferenceGrant::from(self.clone()));

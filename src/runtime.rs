@@ -33,10 +33,10 @@
 //! ```
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     fmt::{self, Debug},
     ops::Deref,
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::Duration,
 };
 
@@ -69,6 +69,10 @@ pub struct SharedIndex {
     changes: Arc<tokio::sync::watch::Sender<u64>>,
     /// Where the feeders are with their lists.
     listing: Arc<tokio::sync::watch::Sender<Listing>>,
+    /// How many feeders (live, or gone and not yet taken over) hold each
+    /// object, by store: an object leaves the index with the last of them,
+    /// unless the cluster deleted it.
+    claims: Arc<Mutex<HashMap<(&'static str, ObjectKey), usize>>>,
 }
 
 /// A watch: the kind its feeder takes, and the scope it covers (a
@@ -101,14 +105,21 @@ struct Listing {
     /// Feeders in a relist (after their first list): their objects arrive
     /// one by one, and those deleted meanwhile go only at its end.
     relisting: BTreeMap<Watch, usize>,
-    /// Live BackendTLSPolicy feeders past their first list: without one,
-    /// every backend reads as having no policy.
-    policy_watches: usize,
+    /// Live feeders past their first list.
+    listed: BTreeMap<Watch, usize>,
 }
+
+const POLICY_KINDS: [&str; 2] = [BackendTlsPolicy::NAME, v1alpha3::BackendTlsPolicy::NAME];
 
 impl Listing {
     fn is_complete(&self) -> bool {
-        self.policy_watches > 0 && self.pending.is_empty() && self.abandoned.is_empty()
+        self.has_policy_watch() && self.pending.is_empty() && self.abandoned.is_empty()
+    }
+
+    /// Whether a live BackendTLSPolicy feeder has listed: without one,
+    /// every backend reads as having no policy.
+    fn has_policy_watch(&self) -> bool {
+        self.listed.keys().any(|w| POLICY_KINDS.contains(&w.kind))
     }
 
     fn is_settled(&self) -> bool {
@@ -134,6 +145,7 @@ impl Default for SharedIndex {
             index: Arc::default(),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
             listing: Arc::new(tokio::sync::watch::channel(Listing::default()).0),
+            claims: Arc::default(),
         }
     }
 }
@@ -146,7 +158,7 @@ impl SharedIndex {
     pub fn read(&self) -> impl Deref<Target = Index> + '_ {
         // The index has no invariants a panicking writer could break
         // half-way that a reader could not survive; keep serving.
-        self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// What applies to `backend`, for the data path: [`Index::resolve`],
@@ -169,15 +181,18 @@ impl SharedIndex {
     ///
     /// [`NotSynced`]: answer 503, as for a policy that cannot be satisfied.
     pub fn resolve(&self, backend: &BackendRef) -> Result<Resolution, NotSynced> {
+        // Checked under the lock: a feeder leaving changes the counts before
+        // it deletes, so a resolution never sees the deletions as synced.
+        let index = self.read();
         if !self.is_synced() {
             return Err(NotSynced);
         }
-        Ok(self.read().resolve(backend))
+        Ok(index.resolve(backend))
     }
 
     /// Changes the index and signals the change.
     pub fn update(&self, change: impl FnOnce(&mut Index)) {
-        change(&mut self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner));
+        change(&mut self.index.write().unwrap_or_else(PoisonError::into_inner));
         self.changes.send_modify(|n| *n += 1);
     }
 
@@ -198,20 +213,22 @@ impl SharedIndex {
     /// longer has, and only then is the index synced again.
     pub fn feeder<K: Indexed>(&self, scope: &str) -> Feeder<K> {
         let watch = Watch { kind: K::NAME, scope: scope.to_owned() };
-        let mut fed = HashSet::new();
+        let mut orphans = None;
         self.change_listing(|l| {
-            fed = l.abandoned.remove(&watch).unwrap_or_default();
+            orphans = l.abandoned.remove(&watch);
             count(&mut l.pending, &watch, true);
         });
-        Feeder {
+        let mut feeder = Feeder {
             index: self.clone(),
             watch,
             relist: None,
-            fed,
+            fed: HashSet::new(),
             listing: true,
             retired: false,
             objects: std::marker::PhantomData,
-        }
+        };
+        feeder.adopt(orphans.unwrap_or_default());
+        feeder
     }
 
     /// Whether a BackendTLSPolicy feeder has listed, every feeder has
@@ -233,9 +250,8 @@ impl SharedIndex {
         let listing = self.listing.borrow();
         let watches = listing.pending.keys().chain(listing.abandoned.keys());
         let mut waiting: BTreeSet<String> = watches.clone().map(ToString::to_string).collect();
-        let policy_kinds = [BackendTlsPolicy::NAME, v1alpha3::BackendTlsPolicy::NAME];
-        if listing.policy_watches == 0
-            && !watches.into_iter().any(|w| policy_kinds.contains(&w.kind))
+        if !listing.has_policy_watch()
+            && !watches.into_iter().any(|w| POLICY_KINDS.contains(&w.kind))
         {
             waiting.insert(BackendTlsPolicy::NAME.to_owned());
         }
@@ -253,6 +269,33 @@ impl SharedIndex {
     fn change_listing(&self, change: impl FnOnce(&mut Listing)) {
         self.listing.send_modify(change);
         self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Gives up one claim on each of `keys` (objects of `K`'s store), and
+    /// deletes from the index those no feeder claims any more.
+    fn release<K: Indexed>(&self, keys: impl IntoIterator<Item = ObjectKey>) {
+        let unclaimed: Vec<ObjectKey> = {
+            let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            keys.into_iter()
+                .filter(|key| {
+                    let claim = (K::STORE, key.clone());
+                    match claims.get_mut(&claim) {
+                        Some(n) if *n > 1 => {
+                            *n -= 1;
+                            false
+                        }
+                        _ => claims.remove(&claim).is_some(),
+                    }
+                })
+                .collect()
+        };
+        if !unclaimed.is_empty() {
+            self.update(|index| {
+                for key in &unclaimed {
+                    index.delete::<K>(key);
+                }
+            });
+        }
     }
 
     /// Whether status may be written: synced, and no relist in progress
@@ -367,11 +410,11 @@ pub struct NotSynced;
 /// their keys are kept meanwhile, and the index is locked per object, so a
 /// relist of many large objects neither holds them all nor stalls readers.
 ///
-/// A relist speaks for its own watch only: feeders of one kind with
-/// disjoint scopes (namespaces, selectors), and objects applied to the
-/// index otherwise (say, from files), do not remove each other's objects.
-/// Watches of one kind must not overlap: a delete seen by one removes the
-/// object, whoever else still sees it.
+/// A relist or a delete speaks for its own watch only: an object leaves
+/// the index when no feeder holds it any more, so watches of one kind may
+/// overlap (a namespace watched twice, both versions of BackendTLSPolicy),
+/// and objects applied to the index otherwise (say, from files) stay until
+/// a feeder that fed them lets go.
 ///
 /// A feeder is meant to live as long as its watch. One dropped (its task
 /// ended, panicked or was aborted) leaves the index unsynced until a
@@ -399,47 +442,66 @@ impl<K: Indexed> Feeder<K> {
     pub fn handle(&mut self, event: watcher::Event<K>) {
         match event {
             watcher::Event::Apply(object) => {
-                self.fed.extend(object.key());
+                if let Some(key) = object.key() {
+                    self.claim(key);
+                }
                 self.index.update(|index| index.apply(&object));
             }
             watcher::Event::Delete(object) => {
-                if let Some(key) = object.key() {
-                    self.fed.remove(&key);
-                    self.index.update(|index| index.delete::<K>(&key));
+                // Gone from the cluster, or only from this watch's scope (a
+                // label no longer matching): it leaves the index once no
+                // watch holds it.
+                if let Some(key) = object.key().filter(|key| self.fed.remove(key)) {
+                    self.index.release::<K>([key]);
                 }
             }
             watcher::Event::Init => self.list().clear(),
             watcher::Event::InitApply(object) => {
-                let key = object.key();
-                self.list().extend(key.clone());
-                self.fed.extend(key);
+                if let Some(key) = object.key() {
+                    self.list().insert(key.clone());
+                    self.claim(key);
+                }
                 self.index.update(|index| index.apply(&object));
             }
             watcher::Event::InitDone => {
                 let relisted = self.relist.is_some() && !self.listing;
                 let listed = self.relist.take().unwrap_or_default();
+                // A feeder of this watch that went after this one was made
+                // (a task aborted, then restarted): this list speaks for it.
+                let mut orphans = None;
+                self.index.listing.send_modify(|l| orphans = l.abandoned.remove(&self.watch));
+                self.adopt(orphans.unwrap_or_default());
                 let gone: Vec<ObjectKey> = self.fed.difference(&listed).cloned().collect();
+                self.index.release::<K>(gone);
                 self.fed = listed;
-                if !gone.is_empty() {
-                    self.index.update(|index| {
-                        for key in &gone {
-                            index.delete::<K>(key);
-                        }
-                    });
-                }
                 let first = std::mem::take(&mut self.listing);
-                if first || relisted {
-                    self.index.change_listing(|l| {
-                        if first {
-                            count(&mut l.pending, &self.watch, false);
-                            l.policy_watches += usize::from(K::POLICY);
-                        } else {
-                            count(&mut l.relisting, &self.watch, false);
-                        }
-                    });
-                }
+                self.index.change_listing(|l| {
+                    if first {
+                        count(&mut l.pending, &self.watch, false);
+                        count(&mut l.listed, &self.watch, true);
+                    } else if relisted {
+                        count(&mut l.relisting, &self.watch, false);
+                    }
+                });
             }
         }
+    }
+
+    /// Holds `key` (once).
+    fn claim(&mut self, key: ObjectKey) {
+        if !self.fed.contains(&key) {
+            let mut claims = self.index.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            *claims.entry((K::STORE, key.clone())).or_default() += 1;
+            self.fed.insert(key);
+        }
+    }
+
+    /// Takes over what a gone feeder of this watch held, with its claims.
+    fn adopt(&mut self, orphans: HashSet<ObjectKey>) {
+        let (held, taken): (Vec<_>, Vec<_>) =
+            orphans.into_iter().partition(|key| self.fed.contains(key));
+        self.fed.extend(taken);
+        self.index.release::<K>(held); // (held twice: one claim goes)
     }
 
     /// The keys of the list in progress, opening one if none is (a relist
@@ -452,51 +514,48 @@ impl<K: Indexed> Feeder<K> {
     }
 
     /// Stops following the watch on purpose (a namespace no longer
-    /// watched, say): what this feeder fed leaves the index, and the index
-    /// no longer waits for it. To forget a watch whose feeder went without
-    /// retiring, make a feeder for its scope and retire that.
+    /// watched, say): the index no longer waits for it, and what this
+    /// feeder fed leaves the index unless another feeder holds it too. To
+    /// forget a watch whose feeder went without retiring, make a feeder for
+    /// its scope and retire that.
     pub fn retire(mut self) {
-        let fed = std::mem::take(&mut self.fed);
-        self.index.update(|index| {
-            for key in &fed {
-                index.delete::<K>(key);
-            }
-        });
-        self.leave(false);
+        self.leave(true);
         self.retired = true;
     }
 
-    /// Leaves the counts the feeder is in; `abandon`, it leaves what it
-    /// fed for a feeder of the same watch to take over.
-    fn leave(&mut self, abandon: bool) {
+    /// Leaves the counts the feeder is in (first, so that nobody sees what
+    /// follows as synced), then what it fed: released if `retiring` or if
+    /// another feeder of this watch has listed (it holds what is still
+    /// there), else left for the next feeder of this watch to take over.
+    fn leave(&mut self, retiring: bool) {
         let relisting = self.relist.take().is_some() && !self.listing;
         let listed = !std::mem::take(&mut self.listing);
-        let fed = std::mem::take(&mut self.fed);
+        let mut fed = Some(std::mem::take(&mut self.fed));
         self.index.change_listing(|l| {
-            if !listed {
-                count(&mut l.pending, &self.watch, false);
-            }
+            count(if listed { &mut l.listed } else { &mut l.pending }, &self.watch, false);
             if relisting {
                 count(&mut l.relisting, &self.watch, false);
             }
-            if listed && K::POLICY {
-                l.policy_watches -= 1;
-            }
-            if abandon {
+            if !retiring && !l.listed.contains_key(&self.watch) {
+                let fed = fed.take().unwrap_or_default();
                 l.abandoned.entry(self.watch.clone()).or_default().extend(fed);
             }
         });
+        if let Some(fed) = fed {
+            self.index.release::<K>(fed);
+        }
     }
 }
 
 /// A feeder gone without retiring leaves its watch abandoned: the index is
 /// not [synced](SharedIndex::is_synced) until a feeder of the same kind and
 /// scope takes over and lists, so the data path refuses and status is not
-/// written.
+/// written. (Gone while another feeder of its watch has listed, it leaves
+/// what that one holds.)
 impl<K: Indexed> Drop for Feeder<K> {
     fn drop(&mut self) {
         if !self.retired {
-            self.leave(true);
+            self.leave(false);
         }
     }
 }

@@ -118,7 +118,7 @@ pub enum TlsError {
     Rustls(#[source] rustls::Error),
     /// The Gateway names a client certificate that cannot be used
     /// ([`TlsParams::client_certificate`] holds the error).
-    #[error("the Gateway's client certificate cannot be used: {0}")]
+    #[error("the Gateway's client certificate cannot be used")]
     ClientCertificate(#[source] ClientCertificateError),
     /// A protocol of [`TlsParams::alpn`] is empty or longer than 255 bytes
     /// (its length is one byte on the wire).

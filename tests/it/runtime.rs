@@ -6,11 +6,16 @@ use std::time::Duration;
 
 use backend_tls_policy::{
     Index,
-    api::v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
+    api::{
+        v1::{BackendTlsPolicy, ParentReference, ReferenceGrant},
+        v1alpha3,
+    },
     grant::Referrer,
     index::{BackendRef, ObjectKey, Outcome, Resolution},
     name::ControllerName,
-    runtime::{NotSynced, SharedIndex, StatusError, StatusWrite, write_all_status, write_status},
+    runtime::{
+        Feeder, NotSynced, SharedIndex, StatusError, StatusWrite, write_all_status, write_status,
+    },
 };
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Secret, Service},
@@ -436,4 +441,93 @@ async fn a_restarted_watch_takes_over_what_the_gone_one_fed() {
     third.handle(Event::InitDone);
     assert!(index.read().policy(&ObjectKey::new("shop", "q")).is_none(), "q was handed on");
     assert!(index.is_synced());
+}
+
+/// Watches may overlap, and a watch may be restarted before its old task is
+/// gone: an object leaves the index when no feeder holds it any more.
+#[tokio::test]
+async fn overlapping_and_restarted_watches_keep_what_another_holds() {
+    let index = SharedIndex::default();
+    let list = |feeder: &mut Feeder<Service>, names: &[(&str, &str)]| {
+        feeder.handle(Event::Init);
+        for (ns, name) in names {
+            feeder.handle(Event::InitApply(service(ns, name)));
+        }
+        feeder.handle(Event::InitDone);
+    };
+    let mut policies = index.feeder::<BackendTlsPolicy>("");
+    list_policies(&mut policies, &[]);
+    let all = [("shop", "a"), ("shop", "b"), ("shop", "c")];
+
+    // Two watches see shop/a; a delete seen by one (a label no longer
+    // matching its selector) leaves it to the other.
+    let (mut labelled, mut everything) =
+        (index.feeder::<Service>("app=shop"), index.feeder::<Service>(""));
+    list(&mut labelled, &[("shop", "a")]);
+    list(&mut everything, &[("shop", "a"), ("shop", "b")]);
+    labelled.handle(Event::Delete(service("shop", "a")));
+    assert_eq!(held(&index, &all), ["shop/a", "shop/b"]);
+    everything.handle(Event::Delete(service("shop", "a")));
+    assert_eq!(held(&index, &all), ["shop/b"]);
+
+    // Restarted before the old task is gone: the new watch lists first
+    // (shop/b was deleted meanwhile, shop/c created), then the old one goes.
+    let mut restarted = index.feeder::<Service>("");
+    list(&mut restarted, &[("shop", "c")]);
+    assert_eq!(held(&index, &all), ["shop/b", "shop/c"], "the old one still holds b");
+    drop(everything);
+    assert!(index.is_synced(), "{:?}", index.waiting_for());
+    assert_eq!(held(&index, &all), ["shop/c"]);
+
+    // Or the old one goes before the new one's first list: that list takes
+    // over what it held.
+    let mut next = index.feeder::<Service>("");
+    drop(restarted);
+    assert_eq!(index.waiting_for(), ["Service"]);
+    list(&mut next, &[]);
+    assert!(index.is_synced());
+    assert_eq!(held(&index, &all), Vec::<String>::new());
+    drop(labelled);
+}
+
+/// Both versions of BackendTLSPolicy watched (an experimental-channel
+/// cluster), and a move from one watch to per-namespace ones: retiring one
+/// leaves what the other holds.
+#[tokio::test]
+async fn retiring_leaves_what_another_watch_holds() {
+    let index = SharedIndex::default();
+    let backend =
+        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443);
+    let outcome = || index.resolve(&backend).map(Resolution::into_outcome);
+    let mut services = index.feeder::<Service>("");
+    services.handle(Event::Init);
+    services.handle(Event::InitApply(service("shop", "svc")));
+    services.handle(Event::InitDone);
+    let p = || policy("shop", "p", "abc.example.com");
+    let mut v1 = index.feeder::<BackendTlsPolicy>("");
+    list_policies(&mut v1, &[p()]);
+    let mut v1alpha3 = index.feeder::<v1alpha3::BackendTlsPolicy>("");
+    v1alpha3.handle(Event::Init);
+    v1alpha3.handle(Event::InitApply(v1alpha3::BackendTlsPolicy::from(p())));
+    v1alpha3.handle(Event::InitDone);
+    v1alpha3.retire();
+    assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
+
+    // The all-namespaces watch dies; a watch of `shop` takes its place, and
+    // the old one is forgotten by retiring a feeder for its scope.
+    drop(v1);
+    assert!(matches!(outcome(), Err(NotSynced { .. })));
+    let mut shop = index.feeder::<BackendTlsPolicy>("shop");
+    list_policies(&mut shop, &[p()]);
+    assert_eq!(index.waiting_for(), ["BackendTLSPolicy"], "the old watch is still owed");
+    index.feeder::<BackendTlsPolicy>("").retire();
+    assert!(matches!(outcome(), Ok(Outcome::Policy(_))), "shop/p is shop's too");
+}
+
+fn list_policies(feeder: &mut Feeder<BackendTlsPolicy>, policies: &[BackendTlsPolicy]) {
+    feeder.handle(Event::Init);
+    for policy in policies {
+        feeder.handle(Event::InitApply(policy.clone()));
+    }
+    feeder.handle(Event::InitDone);
 }
