@@ -531,3 +531,144 @@ fn list_policies(feeder: &mut Feeder<BackendTlsPolicy>, policies: &[BackendTlsPo
     }
     feeder.handle(Event::InitDone);
 }
+
+/// The feeders against a model: a cluster of Services, watches of the
+/// whole cluster or of one namespace that get every event while they live,
+/// and die, restart, relist and retire in any order. Whenever the index
+/// says it is synced, it holds exactly the cluster's objects within the
+/// scopes of the live watches; and it says so exactly when every live
+/// watch has listed and every gone one has been taken over.
+mod model {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    // Few of each, so that runs meet the same keys and scopes often.
+    const NAMESPACES: [&str; 2] = ["a", "b"];
+    const SCOPES: [&str; 2] = ["", "a"];
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Create(usize, usize),
+        Delete(usize, usize),
+        Start(usize),
+        List(usize),
+        Drop(usize),
+        Retire(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            2 => (0..2usize, 0..2usize).prop_map(|(ns, n)| Op::Create(ns, n)),
+            2 => (0..2usize, 0..2usize).prop_map(|(ns, n)| Op::Delete(ns, n)),
+            2 => (0..2usize).prop_map(Op::Start),
+            2 => (0..3usize).prop_map(Op::List),
+            1 => (0..3usize).prop_map(Op::Drop),
+            1 => (0..3usize).prop_map(Op::Retire),
+        ]
+    }
+
+    struct Watch {
+        scope: &'static str,
+        feeder: Feeder<Service>,
+        listed: bool,
+    }
+
+    fn in_scope(scope: &str, (ns, _): &(String, String)) -> bool {
+        scope.is_empty() || scope == ns
+    }
+
+    fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let index = SharedIndex::default();
+        let mut policies = index.feeder::<BackendTlsPolicy>("");
+        list_policies(&mut policies, &[]);
+        let mut cluster: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut watches: Vec<Watch> = Vec::new();
+        // Scopes a gone watch left owed, until a watch of that scope lists.
+        let mut owed: BTreeSet<&str> = BTreeSet::new();
+        let all: Vec<(String, String)> = NAMESPACES
+            .iter()
+            .flat_map(|ns| ["x", "y"].map(|n| (ns.to_string(), n.to_string())))
+            .collect();
+        for op in ops {
+            match op {
+                Op::Create(ns, n) | Op::Delete(ns, n) => {
+                    let key = all[ns * 2 + n].clone();
+                    let create = matches!(op, Op::Create(..));
+                    let changed =
+                        if create { cluster.insert(key.clone()) } else { cluster.remove(&key) };
+                    for watch in watches.iter_mut().filter(|w| w.listed && in_scope(w.scope, &key))
+                    {
+                        let object = service(&key.0, &key.1);
+                        watch.feeder.handle(if create {
+                            Event::Apply(object)
+                        } else if changed {
+                            Event::Delete(object)
+                        } else {
+                            continue;
+                        });
+                    }
+                }
+                Op::Start(scope) => {
+                    let scope = SCOPES[scope];
+                    // It takes over what is owed there, and owes it in turn.
+                    owed.remove(scope);
+                    let feeder = index.feeder::<Service>(scope);
+                    watches.push(Watch { scope, feeder, listed: false });
+                }
+                Op::List(i) => {
+                    let Some(watch) = watches.get_mut(i) else { continue };
+                    watch.feeder.handle(Event::Init);
+                    for key in cluster.iter().filter(|k| in_scope(watch.scope, k)) {
+                        watch.feeder.handle(Event::InitApply(service(&key.0, &key.1)));
+                    }
+                    watch.feeder.handle(Event::InitDone);
+                    watch.listed = true;
+                    owed.remove(watch.scope);
+                }
+                Op::Drop(i) => {
+                    if i >= watches.len() {
+                        continue;
+                    }
+                    let gone = watches.remove(i);
+                    let sibling = watches.iter().any(|w| w.listed && w.scope == gone.scope);
+                    // Gone, listed or not, with no listed watch of its
+                    // scope: what it was to bring is owed.
+                    if !sibling {
+                        owed.insert(gone.scope);
+                    }
+                }
+                Op::Retire(i) => {
+                    if i >= watches.len() {
+                        continue;
+                    }
+                    watches.remove(i).feeder.retire();
+                }
+            }
+            let synced = watches.iter().all(|w| w.listed) && owed.is_empty();
+            prop_assert_eq!(index.is_synced(), synced, "{:?}", index.waiting_for());
+            if synced {
+                let expected: Vec<String> = cluster
+                    .iter()
+                    .filter(|k| watches.iter().any(|w| in_scope(w.scope, k)))
+                    .map(|(ns, n)| format!("{ns}/{n}"))
+                    .collect();
+                let keys: Vec<(&str, &str)> =
+                    all.iter().map(|(ns, n)| (ns.as_str(), n.as_str())).collect();
+                prop_assert_eq!(held(&index, &keys), expected);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn feeders_agree_with_the_cluster(ops in proptest::collection::vec(op(), 1..40)) {
+            run(ops)?;
+        }
+    }
+}
