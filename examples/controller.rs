@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `--manifests` contributes only core objects (Services, ConfigMaps,
-//! Secrets); policies and grants always come from the API server.
+//! Secrets) of the kinds the cluster does not serve or lets it list;
+//! policies and grants always come from the API server.
 //!
 //! It connects with the usual kubeconfig or in-cluster configuration. An API
 //! server without the core API (such as the CRD-only server used by this
@@ -210,20 +211,31 @@ async fn start(args: &Args) -> Result<(Client, SharedIndex, JoinSet<()>), ExitCo
     // every watch's first list, and one that can never list would hold it
     // back for good.
     let from_files = !args.manifests.is_empty();
-    for listed in [
-        watch_if_listable::<Service>(&index, &client, from_files, &mut tasks).await,
-        watch_if_listable::<ConfigMap>(&index, &client, from_files, &mut tasks).await,
-        watch_if_listable::<Secret>(&index, &client, from_files, &mut tasks).await,
+    let mut unwatched = Vec::new();
+    for (kind, watched) in [
+        ("Service", watch_if_listable::<Service>(&index, &client, from_files, &mut tasks).await),
+        (
+            "ConfigMap",
+            watch_if_listable::<ConfigMap>(&index, &client, from_files, &mut tasks).await,
+        ),
+        ("Secret", watch_if_listable::<Secret>(&index, &client, from_files, &mut tasks).await),
     ] {
-        if let Err(e) = listed {
-            error!(error = %e, "cannot watch a kind the policies need");
-            return Err(ExitCode::FAILURE);
+        match watched {
+            Ok(true) => {}
+            Ok(false) => unwatched.push(kind),
+            Err(e) => {
+                error!(error = %e, "cannot watch a kind the policies need");
+                return Err(ExitCode::FAILURE);
+            }
         }
     }
     if !args.manifests.is_empty() {
+        // Only kinds not watched: a file's copy of a watched object would
+        // race the cluster's.
+        let take = |api_version: &str, kind: &str| api_version == "v1" && unwatched.contains(&kind);
         let loaded = manifests::read(&args.manifests).map(|documents| {
             let mut gateways = Ok(Vec::new());
-            index.update(|i| gateways = manifests::load(i, documents, true));
+            index.update(|i| gateways = manifests::load(i, documents, take));
             gateways
         });
         if let Err(message) | Ok(Err(message)) = loaded {
@@ -273,7 +285,7 @@ async fn watch_if_listable<K>(
     client: &Client,
     from_files: bool,
     tasks: &mut JoinSet<()>,
-) -> Result<(), kube::Error>
+) -> Result<bool, kube::Error>
 where
     K: Indexed + Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     K: Send + Sync + 'static,
@@ -285,16 +297,16 @@ where
             Ok(_) => {
                 info!(%kind, "watching");
                 tasks.spawn(index.watch(Api::<K>::all(client.clone())));
-                return Ok(());
+                return Ok(true);
             }
             // The CRD-only test server answers 404 without a Status body.
             Err(kube::Error::Api(status)) if matches!(status.code, 0 | 404) => {
                 warn!(%kind, "not served by this API server; taking them from --manifests");
-                return Ok(());
+                return Ok(false);
             }
             Err(kube::Error::Api(status)) if status.code == 403 && from_files => {
                 warn!(%kind, message = %status.message, "forbidden; taking them from --manifests");
-                return Ok(());
+                return Ok(false);
             }
             Err(e) if wait < Duration::from_secs(8) => {
                 warn!(%kind, error = %e, ?wait, "cannot list yet; trying again");

@@ -159,7 +159,7 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let gateways = match manifests::read(&args.manifests)
-        .and_then(|docs| manifests::load(&mut index, docs, false))
+        .and_then(|docs| manifests::load(&mut index, docs, |_, _| true))
     {
         Ok(gateways) => gateways,
         Err(message) => {

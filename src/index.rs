@@ -521,10 +521,6 @@ pub trait Indexed: sealed::Sealed + kube::Resource {
     /// The kind and, where the index takes two, its version, for logs.
     #[doc(hidden)]
     const NAME: &'static str;
-    /// Whether this is a `BackendTLSPolicy` version: without those listed,
-    /// every backend would read as having none.
-    #[doc(hidden)]
-    const POLICY: bool = false;
     /// Where the index keeps it: versions of one kind share one store.
     #[doc(hidden)]
     const STORE: &'static str = Self::NAME;
@@ -1043,7 +1039,6 @@ impl Eq for CaSource {}
 impl sealed::Sealed for v1::BackendTlsPolicy {}
 impl Indexed for v1::BackendTlsPolicy {
     const NAME: &'static str = "BackendTLSPolicy";
-    const POLICY: bool = true;
 
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {
         index.apply_policy(self);
@@ -1059,7 +1054,6 @@ impl Indexed for v1::BackendTlsPolicy {
 impl sealed::Sealed for crate::api::v1alpha3::BackendTlsPolicy {}
 impl Indexed for crate::api::v1alpha3::BackendTlsPolicy {
     const NAME: &'static str = "BackendTLSPolicy v1alpha3";
-    const POLICY: bool = true;
     const STORE: &'static str = "BackendTLSPolicy";
 
     fn apply_to(&self, index: &mut Index, _now: UnixTime) {

@@ -107,13 +107,19 @@ struct Listing {
     relisting: BTreeMap<Watch, usize>,
     /// Live feeders past their first list.
     listed: BTreeMap<Watch, usize>,
+    /// Feeders letting go of what a gone feeder held: until done, the
+    /// index may hold objects the cluster deleted.
+    releasing: usize,
 }
 
 const POLICY_KINDS: [&str; 2] = [BackendTlsPolicy::NAME, v1alpha3::BackendTlsPolicy::NAME];
 
 impl Listing {
     fn is_complete(&self) -> bool {
-        self.has_policy_watch() && self.pending.is_empty() && self.abandoned.is_empty()
+        self.has_policy_watch()
+            && self.pending.is_empty()
+            && self.abandoned.is_empty()
+            && self.releasing == 0
     }
 
     /// Whether a live BackendTLSPolicy feeder has listed: without one,
@@ -171,8 +177,9 @@ impl SharedIndex {
     /// again until it has listed. A feeder gone without
     /// [retiring](Feeder::retire) (its watch task ended, panicked or was
     /// aborted) holds them back until a feeder for the same scope takes
-    /// over and lists: meanwhile what it was to bring may never arrive, and
-    /// what the cluster deleted may stay. A watch that can never list
+    /// over and lists (unless one already has): meanwhile what it was to
+    /// bring may never arrive, and what the cluster deleted may stay. A
+    /// watch that can never list
     /// (RBAC forbids it, the CRD is not installed) holds them back too, so
     /// every request fails until it is fixed; its errors are logged as they
     /// come, and [`Self::waiting_for`] names its kind.
@@ -203,8 +210,8 @@ impl SharedIndex {
 
     /// A feeder for watcher events of kind `K` from one watch; `scope` names
     /// what the watch covers (a namespace, a selector; `""` when it is the
-    /// only watch of its kind). Feeders of one kind need scopes of their
-    /// own.
+    /// only watch of its kind). Distinct watches of one kind need distinct
+    /// scopes: feeders of one scope are one watch, restarted.
     ///
     /// Until it has handled its first `InitDone`, the index is not
     /// [synced](Self::is_synced). Made for the scope of a feeder that went
@@ -218,17 +225,17 @@ impl SharedIndex {
             orphans = l.abandoned.remove(&watch);
             count(&mut l.pending, &watch, true);
         });
-        let mut feeder = Feeder {
+        // It takes over what a gone feeder of this watch held, claims and
+        // all: its first list lets go of what the cluster no longer has.
+        Feeder {
             index: self.clone(),
             watch,
             relist: None,
-            fed: HashSet::new(),
+            fed: orphans.unwrap_or_default(),
             listing: true,
             retired: false,
             objects: std::marker::PhantomData,
-        };
-        feeder.adopt(orphans.unwrap_or_default());
-        feeder
+        }
     }
 
     /// Whether a BackendTLSPolicy feeder has listed, every feeder has
@@ -274,8 +281,9 @@ impl SharedIndex {
     /// Gives up one claim on each of `keys` (objects of `K`'s store), and
     /// deletes from the index those no feeder claims any more.
     fn release<K: Indexed>(&self, keys: impl IntoIterator<Item = ObjectKey>) {
+        let claims = || self.claims.lock().unwrap_or_else(PoisonError::into_inner);
         let unclaimed: Vec<ObjectKey> = {
-            let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut claims = claims();
             keys.into_iter()
                 .filter(|key| {
                     let claim = (K::STORE, key.clone());
@@ -291,8 +299,14 @@ impl SharedIndex {
         };
         if !unclaimed.is_empty() {
             self.update(|index| {
+                // (Lock order: the index, then the claims; nothing holds the
+                // claims while it waits for the index.)
+                let claims = claims();
                 for key in &unclaimed {
-                    index.delete::<K>(key);
+                    // Claimed again meanwhile: another feeder applied it.
+                    if !claims.contains_key(&(K::STORE, key.clone())) {
+                        index.delete::<K>(key);
+                    }
                 }
             });
         }
@@ -406,7 +420,7 @@ pub struct NotSynced;
 /// Applies watcher events of one watch to a [`SharedIndex`], with the
 /// watcher's restart semantics: the objects of a list are applied as they
 /// come (`InitApply`), and at its end (`InitDone`) what this feeder had fed
-/// that the list lacks is deleted (it went while the watch was down). Only
+/// that the list lacks is let go (it went while the watch was down). Only
 /// their keys are kept meanwhile, and the index is locked per object, so a
 /// relist of many large objects neither holds them all nor stalls readers.
 ///
@@ -443,6 +457,11 @@ impl<K: Indexed> Feeder<K> {
         match event {
             watcher::Event::Apply(object) => {
                 if let Some(key) = object.key() {
+                    // (Not sent during a list by kube's watcher; if it is,
+                    // the list's end keeps it.)
+                    if let Some(list) = self.relist.as_mut() {
+                        list.insert(key.clone());
+                    }
                     self.claim(key);
                 }
                 self.index.update(|index| index.apply(&object));
@@ -452,6 +471,9 @@ impl<K: Indexed> Feeder<K> {
                 // label no longer matching): it leaves the index once no
                 // watch holds it.
                 if let Some(key) = object.key().filter(|key| self.fed.remove(key)) {
+                    if let Some(list) = self.relist.as_mut() {
+                        list.remove(&key);
+                    }
                     self.index.release::<K>([key]);
                 }
             }
@@ -466,15 +488,15 @@ impl<K: Indexed> Feeder<K> {
             watcher::Event::InitDone => {
                 let relisted = self.relist.is_some() && !self.listing;
                 let listed = self.relist.take().unwrap_or_default();
-                // A feeder of this watch that went after this one was made
-                // (a task aborted, then restarted): this list speaks for it.
-                let mut orphans = None;
-                self.index.listing.send_modify(|l| orphans = l.abandoned.remove(&self.watch));
-                self.adopt(orphans.unwrap_or_default());
                 let gone: Vec<ObjectKey> = self.fed.difference(&listed).cloned().collect();
+                self.fed.retain(|key| listed.contains(key));
                 self.index.release::<K>(gone);
-                self.fed = listed;
                 let first = std::mem::take(&mut self.listing);
+                // The list speaks for its watch: what a gone feeder of it
+                // left (one that went after this one was made, say: a task
+                // aborted once its successor was spawned) is let go, the
+                // index unsynced until that is done.
+                let mut orphans = None;
                 self.index.change_listing(|l| {
                     if first {
                         count(&mut l.pending, &self.watch, false);
@@ -482,7 +504,13 @@ impl<K: Indexed> Feeder<K> {
                     } else if relisted {
                         count(&mut l.relisting, &self.watch, false);
                     }
+                    orphans = l.abandoned.remove(&self.watch);
+                    l.releasing += usize::from(orphans.is_some());
                 });
+                if let Some(orphans) = orphans {
+                    self.index.release::<K>(orphans);
+                    self.index.change_listing(|l| l.releasing -= 1);
+                }
             }
         }
     }
@@ -494,14 +522,6 @@ impl<K: Indexed> Feeder<K> {
             *claims.entry((K::STORE, key.clone())).or_default() += 1;
             self.fed.insert(key);
         }
-    }
-
-    /// Takes over what a gone feeder of this watch held, with its claims.
-    fn adopt(&mut self, orphans: HashSet<ObjectKey>) {
-        let (held, taken): (Vec<_>, Vec<_>) =
-            orphans.into_iter().partition(|key| self.fed.contains(key));
-        self.fed.extend(taken);
-        self.index.release::<K>(held); // (held twice: one claim goes)
     }
 
     /// The keys of the list in progress, opening one if none is (a relist
@@ -531,18 +551,36 @@ impl<K: Indexed> Feeder<K> {
         let relisting = self.relist.take().is_some() && !self.listing;
         let listed = !std::mem::take(&mut self.listing);
         let mut fed = Some(std::mem::take(&mut self.fed));
+        let (mut twice, mut releasing) = (Vec::new(), false);
         self.index.change_listing(|l| {
             count(if listed { &mut l.listed } else { &mut l.pending }, &self.watch, false);
             if relisting {
                 count(&mut l.relisting, &self.watch, false);
             }
-            if !retiring && !l.listed.contains_key(&self.watch) {
-                let fed = fed.take().unwrap_or_default();
-                l.abandoned.entry(self.watch.clone()).or_default().extend(fed);
+            if retiring {
+                return;
+            }
+            if l.listed.contains_key(&self.watch) {
+                // Unsynced while what only this feeder held goes.
+                l.releasing += 1;
+                releasing = true;
+                return;
+            }
+            let owed = l.abandoned.entry(self.watch.clone()).or_default();
+            for key in fed.take().unwrap_or_default() {
+                if owed.contains(&key) {
+                    twice.push(key); // owed already, with a claim of its own
+                } else {
+                    owed.insert(key);
+                }
             }
         });
+        self.index.release::<K>(twice);
         if let Some(fed) = fed {
             self.index.release::<K>(fed);
+        }
+        if releasing {
+            self.index.change_listing(|l| l.releasing -= 1);
         }
     }
 }

@@ -42,12 +42,12 @@ pub(crate) fn read(paths: &[PathBuf]) -> Result<Vec<Value>, String> {
     Ok(documents)
 }
 
-/// Feeds the documents to the index; returns the Gateways.
-/// With `core_only`, only core (`v1`) objects are taken.
+/// Feeds the documents to the index; returns the Gateways. Only the
+/// objects whose `apiVersion` and `kind` `take` accepts are taken.
 pub(crate) fn load(
     index: &mut Index,
     documents: Vec<Value>,
-    core_only: bool,
+    take: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<v1::Gateway>, String> {
     let mut gateways = Vec::new();
     for mut document in documents {
@@ -64,7 +64,7 @@ pub(crate) fn load(
         let kind = document["kind"].as_str().unwrap_or_default().to_owned();
         let name = format!("{kind} {}", document["metadata"]["name"].as_str().unwrap_or("?"));
         let bad = |e: serde_json::Error| format!("{name}: {e}");
-        if core_only && api_version != "v1" {
+        if !take(&api_version, &kind) {
             continue;
         }
         match (api_version.as_str(), kind.as_str()) {
