@@ -70,8 +70,8 @@ pub struct SharedIndex {
     /// Where the feeders are with their lists.
     listing: Arc<tokio::sync::watch::Sender<Listing>>,
     /// How many feeders (live, or gone and not yet taken over) hold each
-    /// object, by store: an object leaves the index with the last of them,
-    /// unless the cluster deleted it.
+    /// object, by store: an object leaves the index with the last of them
+    /// (a delete seen by one watch lets go of that watch's claim only).
     claims: Arc<Mutex<HashMap<(&'static str, ObjectKey), usize>>>,
 }
 
@@ -239,8 +239,10 @@ impl SharedIndex {
     }
 
     /// Whether a BackendTLSPolicy feeder has listed, every feeder has
-    /// finished its first list, and every one gone without retiring has
-    /// been taken over and listed again: until then the index may lack
+    /// finished its first list, every one gone without retiring (and with
+    /// no listed feeder of its watch left) has been taken over by a list of
+    /// its watch, and what such a list let go has left the index: until
+    /// then the index may lack
     /// objects the cluster has (or hold some it deleted), so conditions
     /// computed from it would be wrong (a CA ConfigMap not yet listed reads
     /// as missing), and so would "no policy applies".
@@ -331,7 +333,8 @@ impl SharedIndex {
     /// watcher's own backoff decides what follows. The feeder counts from
     /// this call, not from the first poll. A stream that ends is logged as
     /// an error and, like the future dropped, leaves the index unsynced
-    /// until a feeder of the same kind and scope lists again.
+    /// until a feeder of the same kind and scope lists (unless one already
+    /// has).
     pub fn feed<K, S>(&self, scope: &str, events: S) -> impl Future<Output = ()> + use<K, S>
     where
         K: Indexed,
@@ -352,8 +355,8 @@ impl SharedIndex {
             // shutdown, does not get here and says nothing.)
             tracing::error!(
                 watch = %feeder.watch,
-                "a watch ended: the index no longer follows its objects, so backends are \
-                 refused (NotSynced) and status is not written until it is restarted"
+                "a watch ended: unless another feeder of it has listed, backends are refused \
+                 (NotSynced) and status is not written until it is restarted"
             );
         }
     }
@@ -430,11 +433,19 @@ pub struct NotSynced;
 /// and objects applied to the index otherwise (say, from files) stay until
 /// a feeder that fed them lets go.
 ///
+/// Objects are applied as they come from each watch: with overlapping
+/// watches, one that lags may put an older copy of an object over a newer
+/// one until it catches up.
+///
 /// A feeder is meant to live as long as its watch. One dropped (its task
 /// ended, panicked or was aborted) leaves the index unsynced until a
 /// feeder for the same scope takes over and lists, since nothing follows
-/// its objects meanwhile; to stop following a watch on purpose,
-/// [retire](Self::retire) it.
+/// its objects meanwhile (one dropped while another feeder of its watch
+/// has listed leaves the rest to that one); to stop following a watch on
+/// purpose, [retire](Self::retire) it. Restart a watch once its old task
+/// is gone (abort it and await it): a successor that lists while the old
+/// one still runs takes what the old one saw after that list (an object
+/// created meanwhile) for gone, until its own watch brings it.
 pub struct Feeder<K: Indexed> {
     index: SharedIndex,
     watch: Watch,
@@ -535,9 +546,10 @@ impl<K: Indexed> Feeder<K> {
 
     /// Stops following the watch on purpose (a namespace no longer
     /// watched, say): the index no longer waits for it, and what this
-    /// feeder fed leaves the index unless another feeder holds it too. To
-    /// forget a watch whose feeder went without retiring, make a feeder for
-    /// its scope and retire that.
+    /// feeder fed leaves the index unless another feeder holds it too.
+    /// Retiring the last feeder of a watch also lets go of what a feeder
+    /// of it gone without retiring left: to forget such a watch, make a
+    /// feeder for its scope and retire that.
     pub fn retire(mut self) {
         self.leave(true);
         self.retired = true;
@@ -551,19 +563,23 @@ impl<K: Indexed> Feeder<K> {
         let relisting = self.relist.take().is_some() && !self.listing;
         let listed = !std::mem::take(&mut self.listing);
         let mut fed = Some(std::mem::take(&mut self.fed));
-        let (mut twice, mut releasing) = (Vec::new(), false);
+        let (mut twice, mut orphans) = (Vec::new(), None);
         self.index.change_listing(|l| {
             count(if listed { &mut l.listed } else { &mut l.pending }, &self.watch, false);
             if relisting {
                 count(&mut l.relisting, &self.watch, false);
             }
-            if retiring {
-                return;
-            }
-            if l.listed.contains_key(&self.watch) {
-                // Unsynced while what only this feeder held goes.
+            if retiring || l.listed.contains_key(&self.watch) {
+                // What it held goes (what the listed sibling holds stays),
+                // the index unsynced until it has. Retiring the last feeder
+                // of its watch, what a gone one left goes too: nobody else
+                // will list for it.
+                let last =
+                    !l.pending.contains_key(&self.watch) && !l.listed.contains_key(&self.watch);
+                if retiring && last {
+                    orphans = l.abandoned.remove(&self.watch);
+                }
                 l.releasing += 1;
-                releasing = true;
                 return;
             }
             let owed = l.abandoned.entry(self.watch.clone()).or_default();
@@ -577,9 +593,7 @@ impl<K: Indexed> Feeder<K> {
         });
         self.index.release::<K>(twice);
         if let Some(fed) = fed {
-            self.index.release::<K>(fed);
-        }
-        if releasing {
+            self.index.release::<K>(fed.into_iter().chain(orphans.into_iter().flatten()));
             self.index.change_listing(|l| l.releasing -= 1);
         }
     }

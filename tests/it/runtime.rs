@@ -669,7 +669,12 @@ mod model {
                     if i >= watches.len() {
                         continue;
                     }
-                    watches.remove(i).feeder.retire();
+                    let retired = watches.remove(i);
+                    retired.feeder.retire();
+                    // The last of its scope: what is owed there goes too.
+                    if !watches.iter().any(|w| w.scope == retired.scope) {
+                        owed.remove(retired.scope);
+                    }
                 }
             }
             let synced = watches.iter().all(|w| w.listed) && owed.is_empty();
@@ -697,8 +702,8 @@ mod model {
         }
     }
 
-    /// The sequence a review found: two feeders of one watch holding the
-    /// same object, both gone before a third lists without it.
+    /// Sequences reviews found. Two feeders of one watch holding the same
+    /// object, both gone before a third lists without it: it goes.
     #[test]
     fn an_object_held_by_two_gone_feeders_goes() {
         use Op::*;
@@ -717,5 +722,9 @@ mod model {
             EndList(0),
         ])
         .unwrap();
+        // A restart made before the old feeder went, then retired: nothing
+        // is owed any more, and what the old one held goes.
+        run(vec![Create(0, 0), Start(0), BeginList(0), EndList(0), Start(0), Drop(0), Retire(0)])
+            .unwrap();
     }
 }
