@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `--manifests` contributes only core objects (Services, ConfigMaps,
-//! Secrets) of the kinds the cluster does not serve or lets it list;
+//! Secrets) of the kinds the cluster does not serve or does not let it
+//! list (403);
 //! policies and grants always come from the API server.
 //!
 //! It connects with the usual kubeconfig or in-cluster configuration. An API

@@ -110,14 +110,15 @@
 //! With the `runtime` feature, `runtime::SharedIndex::watch` keeps an
 //! index current from kube watchers (or feed it the controller's own
 //! watcher streams), the data path calls `runtime::SharedIndex::resolve`
-//! (which refuses until every watch has listed; resolving through
-//! `index.read()` would take a policy not yet listed for none) and
+//! (which refuses until every watch has listed, and while a watch that
+//! ended is not restarted; resolving through `index.read()` would take a
+//! policy not yet listed for none) and
 //! [`tls::TlsCache::client_config`] per new connection, and the control path
 //! calls `runtime::write_all_status`. Map the outcomes like this:
 //!
 //! | outcome | what to do |
 //! | --- | --- |
-//! | `runtime::NotSynced` | answer 503: a policy may not be listed yet |
+//! | `runtime::NotSynced` | answer 503: a policy may not be listed yet (`waiting_for()` says which watch) |
 //! | `Outcome::NoPolicy` | connect without BackendTLSPolicy TLS |
 //! | `Outcome::Policy` and a `BackendTls` | dial with `config` and `server_name` |
 //! | `Outcome::Policy` and a `TlsError` (or `usable()` fails) | answer 502/503, never plaintext |

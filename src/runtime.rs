@@ -4,8 +4,10 @@
 //! The core stays free of I/O; this module only moves objects in and status
 //! out. If the controller already runs its own watchers or reflectors, hand
 //! their events to a [`Feeder`] instead of starting a second watch. Watches
-//! of one kind may be split (per namespace, per selector): each relist
-//! speaks for its own watch.
+//! of one kind may be split (per namespace, per selector) if each has a
+//! scope of its own ([`SharedIndex::feed`], [`SharedIndex::feeder`];
+//! [`SharedIndex::watch`] uses the `Api`'s namespace): feeders of one kind
+//! and scope are one watch, restarted.
 //!
 //! ```no_run
 //! use backend_tls_policy::{api::v1::BackendTlsPolicy, runtime::SharedIndex};
@@ -25,8 +27,9 @@
 //!     async move { index.track_ca_validity().await }
 //! });
 //! // The data path resolves with `index.resolve(&backend)`, which refuses
-//! // (`NotSynced`) until every watch has listed: before that, a policy
-//! // not yet listed would read as none, and the connection as plaintext.
+//! // (`NotSynced`) until every watch has listed, and again while a watch
+//! // that ended is not restarted: a policy not yet listed would read as
+//! // none, and the connection as plaintext.
 //! // Status is written once every watch has listed:
 //! index.synced().await;
 //! # Ok(()) }
@@ -413,10 +416,14 @@ impl SharedIndex {
     }
 }
 
-/// [`SharedIndex::resolve`] before every watch has listed: whether a
-/// BackendTLSPolicy applies is not known yet, so no connection may be made.
+/// [`SharedIndex::resolve`] while the index is not
+/// [synced](SharedIndex::is_synced) (a watch has not listed yet, or ended
+/// and is not restarted): whether a BackendTLSPolicy applies is not known,
+/// so no connection may be made. [`SharedIndex::waiting_for`] says which.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not every watch has listed yet: whether a BackendTLSPolicy applies is unknown")]
+#[error(
+    "the index is not synced (a watch has not listed, or has ended): whether a BackendTLSPolicy applies is unknown"
+)]
 #[non_exhaustive]
 pub struct NotSynced;
 
@@ -545,8 +552,10 @@ impl<K: Indexed> Feeder<K> {
     }
 
     /// Stops following the watch on purpose (a namespace no longer
-    /// watched, say): the index no longer waits for it, and what this
-    /// feeder fed leaves the index unless another feeder holds it too.
+    /// watched, say): the index no longer waits for it (it is unsynced
+    /// while the retire lets go, and without a BackendTLSPolicy watch left
+    /// it waits for one), and what this feeder fed leaves the index unless
+    /// another feeder holds it too.
     /// Retiring the last feeder of a watch also lets go of what a feeder
     /// of it gone without retiring left: to forget such a watch, make a
     /// feeder for its scope and retire that.

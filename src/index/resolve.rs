@@ -159,9 +159,8 @@ impl AppliedPolicy {
 
     /// What TLS is built from when the policy is usable: the validated
     /// policy and its trust anchors, both kept from one index version to
-    /// the next while they stay the same.
-    /// The policy and its trust anchors, with when those were made (a
-    /// higher number is newer), when usable.
+    /// the next while they stay the same, and when the anchors were made (a
+    /// higher number is newer).
     pub(crate) fn tls_inputs(
         &self,
     ) -> Option<(&Arc<ValidatedPolicy>, &Arc<rustls::RootCertStore>, u64)> {
