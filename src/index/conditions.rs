@@ -1,7 +1,9 @@
 //! [`Index::policy_conditions`]: the `Accepted` and `ResolvedRefs`
 //! conditions of one policy.
 
-use super::{BackendPort, Index, ObjectKey, PolicyEntry, PolicyProblem, TrustAnchors};
+use super::{
+    BackendPort, Index, ObjectKey, PolicyEntry, PolicyProblem, PortProtocol, TrustAnchors,
+};
 use crate::{
     policy::{CaCertificateRef, GroupKind},
     status::{ConditionState, PolicyConditions, Reason, RefProblem, TargetProblem},
@@ -100,6 +102,13 @@ impl Index {
             }
         } else {
             let mut message = "the policy is accepted".to_owned();
+            if !ref_problems.is_empty() {
+                // Accepted as Gateway API asks (some references resolve),
+                // yet unusable: say so here too.
+                message.push_str(
+                    "; connections using it fail until every CA certificate reference resolves (see ResolvedRefs)",
+                );
+            }
             for warning in &warnings {
                 message.push_str("; ");
                 message.push_str(warning);
@@ -116,7 +125,7 @@ impl Index {
             None => ConditionState {
                 status: true,
                 reason: Reason::ResolvedRefs,
-                message: "every reference resolved".to_owned(),
+                message: "every CA certificate reference resolved".to_owned(),
             },
             Some(first) => ConditionState {
                 status: false,
@@ -180,6 +189,17 @@ impl Index {
                     let other = |p: &&BackendPort| p.protocol.passed_over();
                     let other: Vec<_> =
                         ports.iter().filter(other).map(BackendPort::label).collect();
+                    let unknown: Vec<_> = ports
+                        .iter()
+                        .filter(|p| p.protocol == PortProtocol::Other)
+                        .map(BackendPort::label)
+                        .collect();
+                    if !unknown.is_empty() {
+                        warnings.push(format!(
+                            "targetRefs[{index}]: ports {} of {target} have a protocol Kubernetes does not know: connections to them fail",
+                            unknown.join(", ")
+                        ));
+                    }
                     if !ports.is_empty() && other.len() == ports.len() {
                         problems.push(TargetProblem::NoTcpPorts { index, target });
                     } else if !other.is_empty() {

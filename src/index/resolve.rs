@@ -378,21 +378,21 @@ impl Index {
                 verdict,
             });
         }
-        // Policies naming the whole backend: shadowed by a port policy, not
-        // for UDP or SCTP, else the first wins.
-        let mut whole_winner: Option<&Arc<PolicyEntry>> = None;
+        // Policies naming the whole backend: the first wins among them (the
+        // rest conflict, as their status says, whatever the port), and is
+        // shadowed by a port policy, or not for UDP or SCTP.
+        let mut first_whole: Option<&Arc<PolicyEntry>> = None;
         for entry in target.whole.values() {
-            let verdict = match (&winner, whole_winner) {
-                (Some((by, _)), _) => Verdict::Shadowed { by: by.key.clone() },
-                (None, _) if port.protocol.passed_over() => Verdict::NotTcp,
-                (None, None) => {
-                    whole_winner = Some(entry);
-                    Verdict::Applies
-                }
-                (None, Some(first)) => Verdict::Conflicted { winner: first.key.clone() },
+            let verdict = match (first_whole, &winner) {
+                (Some(first), _) => Verdict::Conflicted { winner: first.key.clone() },
+                (None, Some((by, _))) => Verdict::Shadowed { by: by.key.clone() },
+                (None, None) if port.protocol.passed_over() => Verdict::NotTcp,
+                (None, None) => Verdict::Applies,
             };
+            first_whole.get_or_insert(entry);
             candidates.push(Candidate { policy: entry.key.clone(), section: None, verdict });
         }
+        let whole_winner = first_whole.filter(|_| !port.protocol.passed_over());
 
         let Some((entry, section)) = winner.or(whole_winner.map(|entry| (entry, None))) else {
             return resolution(Outcome::NoPolicy, candidates);

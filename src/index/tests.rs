@@ -238,6 +238,63 @@ fn section_name_beats_whole_service_in_both_age_orders() {
     }
 }
 
+/// A port whose protocol Kubernetes does not know (from a file) fails
+/// closed under a whole-Service policy, and its status says so.
+#[test]
+fn a_port_of_unknown_protocol_is_named_in_the_status() {
+    let mut index = mk_index();
+    let mut service = mk_service(NS, "svc", &[("https", 443), ("odd", 8443)]);
+    service.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].protocol = Some("tcp".into());
+    index.apply(&service);
+    index.apply(&mk_policy("p", 0, "svc", None, "abc.example.com"));
+    let accepted = index.policy_conditions(&ObjectKey::new(NS, "p")).unwrap().accepted;
+    assert!(accepted.status);
+    assert!(
+        accepted
+            .message
+            .contains("ports 8443 (odd) of Service svc have a protocol Kubernetes does not know"),
+        "{}",
+        accepted.message
+    );
+    assert_eq!(usable(&index, "svc", 443), Ok(()));
+    assert_eq!(
+        usable(&index, "svc", 8443),
+        Err(vec![PolicyProblem::NotTcp { port: 8443, protocol: PortProtocol::Other }])
+    );
+}
+
+/// A whole-Service policy that loses to an older one is `Conflicted` on
+/// every port, as its status says, even where a port policy wins.
+#[test]
+fn a_whole_service_loser_is_conflicted_where_a_port_policy_wins() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https-1", 443), ("https-2", 8443)]));
+    index.apply(&mk_policy("port", 2, "svc", Some("https-1"), "abc.example.com"));
+    index.apply(&mk_policy("whole-old", 0, "svc", None, "abc.example.com"));
+    index.apply(&mk_policy("whole-new", 1, "svc", None, "abc.example.com"));
+    assert_eq!(accepted(&index, "whole-new"), (false, Reason::Conflicted));
+    let key = |name| Arc::new(ObjectKey::new(NS, name));
+    for (port, old_verdict) in
+        [(443, Verdict::Shadowed { by: key("port") }), (8443, Verdict::Applies)]
+    {
+        let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", port));
+        let verdicts: Vec<_> = resolution
+            .candidates()
+            .iter()
+            .filter(|c| c.section.is_none())
+            .map(|c| (c.policy.name.clone(), c.verdict.clone()))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("whole-old".to_owned(), old_verdict),
+                ("whole-new".to_owned(), Verdict::Conflicted { winner: key("whole-old") }),
+            ],
+            "port {port}"
+        );
+    }
+}
+
 #[test]
 fn nonexistent_and_malformed_ca_refs_fail_closed() {
     let mut index = mk_index();
@@ -303,6 +360,12 @@ fn some_refs_bad_keeps_accepted_but_fails_closed() {
     policy.spec.validation.ca_certificate_refs = Some(vec![cm_ref("ca"), cm_ref("missing")]);
     index.apply(&policy);
     assert_eq!(accepted(&index, "partly"), (true, Reason::Accepted));
+    let conditions = index.policy_conditions(&ObjectKey::new(NS, "partly")).unwrap();
+    assert!(
+        conditions.accepted.message.contains("connections using it fail"),
+        "{}",
+        conditions.accepted.message
+    );
     assert_eq!(resolved_refs(&index, "partly"), (false, Reason::InvalidCACertificateRef));
     let resolution = index.resolve(&BackendRef::service(route(), NS, "svc", 443));
     let Outcome::Policy(applied) = resolution.outcome() else { panic!() };
