@@ -27,7 +27,8 @@
 //! `Service` (core group) is the kind Gateway API defines. `ServiceImport`
 //! (`multicluster.x-k8s.io`) is supported as an implementation-specific
 //! extension, fed with [`Index::apply_service_import`]. Other kinds make the
-//! policy `Accepted=False/Invalid` here.
+//! policy `Accepted=False/Invalid` here, unless it is in effect on another
+//! of its targets (then its `Accepted` message says which it skips).
 
 use std::{
     collections::{BTreeMap, HashMap},

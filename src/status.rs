@@ -255,6 +255,17 @@ pub(crate) enum TargetProblem {
 }
 
 impl TargetProblem {
+    /// The position of the target in `targetRefs`.
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            Self::UnsupportedKind { index, .. }
+            | Self::NotFound { index, .. }
+            | Self::NoSuchPort { index, .. }
+            | Self::NotTcp { index, .. }
+            | Self::NoTcpPorts { index, .. } => *index,
+        }
+    }
+
     /// The `Accepted` reason for this problem.
     pub(crate) fn reason(&self) -> Reason {
         match self {

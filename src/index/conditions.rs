@@ -18,7 +18,10 @@ impl Index {
     /// set or target kind, or targets no TCP port), `TargetNotFound` (a target
     /// or its port is missing), `Conflicted` (another policy wins a target),
     /// or `NoValidCACertificate` (no CA reference resolves); otherwise
-    /// `True`. `ResolvedRefs` is `False` when any CA reference does not
+    /// `True`. Target problems and conflicts count only when the policy is
+    /// in effect on none of its targets: a policy with several targetRefs
+    /// that is in effect on some is `Accepted=True` (it is used there), its
+    /// message naming where it is not and why. `ResolvedRefs` is `False` when any CA reference does not
     /// resolve, whether or not the spec validates, with the first bad
     /// reference's reason among `InvalidKind` and `InvalidCACertificateRef`,
     /// else (certificates that are only outside their validity)
@@ -45,13 +48,25 @@ impl Index {
                     .map(ToString::to_string),
             ),
         }
-        for problem in self.target_problems(entry, &mut warnings) {
+        let target_problems = self.target_problems(entry, &mut warnings);
+        let mut conflicts = self.conflicts(entry);
+        let in_effect_somewhere = entry.attachments.iter().any(|(index, _)| {
+            !target_problems.iter().any(|p| p.index() == *index)
+                && !conflicts.iter().any(|(i, _)| i == index)
+        });
+        // Where a policy in effect elsewhere is not: said, not refused.
+        let mut not_here = Vec::new();
+        for problem in target_problems {
             match problem.reason() {
+                _ if in_effect_somewhere => not_here.push(problem.to_string()),
                 Reason::TargetNotFound => not_found.push(problem.to_string()),
                 _ => invalid.push(problem.to_string()),
             }
         }
-        let conflicts = self.conflicts(entry);
+        if in_effect_somewhere {
+            not_here.extend(conflicts.drain(..).map(|(_, message)| message));
+        }
+        let conflicts: Vec<String> = conflicts.into_iter().map(|(_, message)| message).collect();
         let (ref_problems, no_valid_ca) = match &entry.validated {
             Ok(policy) => match policy.trust_anchors() {
                 TrustAnchors::CaCertificateRefs(refs) => {
@@ -102,6 +117,10 @@ impl Index {
             }
         } else {
             let mut message = "the policy is accepted".to_owned();
+            if !not_here.is_empty() {
+                message.push_str(" where its targets take it; not in effect at ");
+                message.push_str(&not_here.join("; "));
+            }
             if !ref_problems.is_empty() {
                 // Accepted as Gateway API asks (some references resolve),
                 // yet unusable: say so here too.
@@ -214,8 +233,9 @@ impl Index {
         problems
     }
 
-    /// Where the policy loses to another one, as messages.
-    fn conflicts(&self, entry: &PolicyEntry) -> Vec<String> {
+    /// Where the policy loses to another one: the target's position in
+    /// `targetRefs`, and a message.
+    fn conflicts(&self, entry: &PolicyEntry) -> Vec<(usize, String)> {
         entry
             .attachments
             .iter()
@@ -226,7 +246,7 @@ impl Index {
                         Some(section) => format!("port {section} of {} {}", attach.kind, attach.name),
                         None => format!("{} {}", attach.kind, attach.name),
                     };
-                    format!("targetRefs[{index}]: {} also targets {place} and takes precedence (older, or same age and first by namespace/name)", winner.key)
+                    (*index, format!("targetRefs[{index}]: {} also targets {place} and takes precedence (older, or same age and first by namespace/name)", winner.key))
                 })
             })
             .collect()

@@ -263,6 +263,54 @@ fn a_port_of_unknown_protocol_is_named_in_the_status() {
     );
 }
 
+/// A policy with several targetRefs is accepted where it is in effect: its
+/// `Accepted` agrees with the data path, and its message names where it is
+/// not and why. In effect nowhere, it is not accepted.
+#[test]
+fn a_policy_in_effect_on_some_targets_is_accepted_saying_where_not() {
+    let mut index = mk_index();
+    index.apply(&mk_service(NS, "svc", &[("https-1", 443), ("https-2", 8443)]));
+    index.apply(&mk_policy("older", 0, "svc", Some("https-1"), "abc.example.com"));
+    let target = |group: &str, kind: &str, name: &str, section: Option<&str>| {
+        LocalPolicyTargetReferenceWithSectionName {
+            group: group.into(),
+            kind: kind.into(),
+            name: name.into(),
+            section_name: section.map(Into::into),
+        }
+    };
+    let mut multi = mk_policy("multi", 1, "svc", Some("https-1"), "abc.example.com");
+    multi.spec.target_refs.extend([
+        target("", "Service", "svc", Some("https-2")),
+        target("", "Service", "missing", None),
+        target("inference.networking.k8s.io", "InferencePool", "pool", None),
+    ]);
+    index.apply(&multi);
+    let condition = index.policy_conditions(&ObjectKey::new(NS, "multi")).unwrap().accepted;
+    assert_eq!(
+        (condition.status, condition.reason),
+        (true, Reason::Accepted),
+        "{}",
+        condition.message
+    );
+    for says in [
+        "targetRefs[0]: ",
+        "older also targets port https-1",
+        "targetRefs[2]: ",
+        "targetRefs[3]: kind inference.networking.k8s.io/InferencePool is not supported",
+    ] {
+        assert!(condition.message.contains(says), "{says}: {}", condition.message);
+    }
+    assert!(!condition.message.contains("targetRefs[1]"), "{}", condition.message);
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("older"));
+    assert_eq!(applied(&index, "svc", 8443).as_deref(), Some("multi"));
+    assert_eq!(usable(&index, "svc", 8443), Ok(()));
+
+    // The one port it took is gone: in effect nowhere, it is not accepted.
+    index.apply(&mk_service(NS, "svc", &[("https-1", 443)]));
+    assert_eq!(accepted(&index, "multi"), (false, Reason::Invalid));
+}
+
 /// A whole-Service policy that loses to an older one is `Conflicted` on
 /// every port, as its status says, even where a port policy wins.
 #[test]
