@@ -2,9 +2,11 @@
 //! conditions of one policy.
 
 use super::{
-    BackendPort, Index, ObjectKey, PolicyEntry, PolicyProblem, PortProtocol, TrustAnchors,
+    BackendPort, BackendRef, Index, ObjectKey, Outcome, PolicyEntry, PolicyProblem, PortProtocol,
+    TrustAnchors,
 };
 use crate::{
+    grant::Referrer,
     policy::{CaCertificateRef, GroupKind},
     status::{ConditionState, PolicyConditions, Reason, RefProblem, TargetProblem},
 };
@@ -50,22 +52,21 @@ impl Index {
         }
         let target_problems = self.target_problems(entry, &mut warnings);
         let mut conflicts = self.conflicts(entry);
-        let in_effect_somewhere = entry.attachments.iter().any(|(index, _)| {
-            !target_problems.iter().any(|p| p.index() == *index)
-                && !conflicts.iter().any(|(i, _)| i == index)
-        });
+        let in_effect_somewhere = self.in_effect_somewhere(entry);
         // Where a policy in effect elsewhere is not: said, not refused.
         let mut not_here = Vec::new();
         for problem in target_problems {
             match problem.reason() {
-                _ if in_effect_somewhere => not_here.push(problem.to_string()),
+                _ if in_effect_somewhere => not_here.push((problem.index(), problem.to_string())),
                 Reason::TargetNotFound => not_found.push(problem.to_string()),
                 _ => invalid.push(problem.to_string()),
             }
         }
         if in_effect_somewhere {
-            not_here.extend(conflicts.drain(..).map(|(_, message)| message));
+            not_here.append(&mut conflicts);
         }
+        not_here.sort_by_key(|(index, _)| *index);
+        let not_here: Vec<String> = not_here.into_iter().map(|(_, message)| message).collect();
         let conflicts: Vec<String> = conflicts.into_iter().map(|(_, message)| message).collect();
         let (ref_problems, no_valid_ca) = match &entry.validated {
             Ok(policy) => match policy.trust_anchors() {
@@ -118,19 +119,20 @@ impl Index {
         } else {
             let mut message = "the policy is accepted".to_owned();
             if !not_here.is_empty() {
-                message.push_str(" where its targets take it; not in effect at ");
-                message.push_str(&not_here.join("; "));
+                message.push_str(&format!(
+                    " where it is in effect. Not in effect at: {}",
+                    not_here.join("; ")
+                ));
             }
             if !ref_problems.is_empty() {
                 // Accepted as Gateway API asks (some references resolve),
                 // yet unusable: say so here too.
                 message.push_str(
-                    "; connections using it fail until every CA certificate reference resolves (see ResolvedRefs)",
+                    ". Connections using it fail until every CA certificate reference resolves (see ResolvedRefs)",
                 );
             }
-            for warning in &warnings {
-                message.push_str("; ");
-                message.push_str(warning);
+            if !warnings.is_empty() {
+                message.push_str(&format!(". Note: {}", warnings.join("; ")));
             }
             ConditionState { status: true, reason: Reason::Accepted, message }
         };
@@ -160,6 +162,26 @@ impl Index {
             observed_generation: entry.policy.metadata.generation,
             accepted,
             resolved_refs,
+        })
+    }
+
+    /// Whether the data path uses the policy for some port of a target:
+    /// resolving it (from the policy's namespace) gives this policy, on a
+    /// TCP port. (Its CA references may still fail it: that is
+    /// `NoValidCACertificate` and `ResolvedRefs`.)
+    fn in_effect_somewhere(&self, entry: &PolicyEntry) -> bool {
+        let from = Referrer::gateway_api("HTTPRoute", &entry.key.namespace);
+        entry.attachments.iter().any(|(_, attach)| {
+            let ports = self.backend_ports(attach.kind, &attach.namespace, &attach.name);
+            ports.into_iter().flatten().any(|port| {
+                let backend = BackendRef {
+                    kind: attach.kind,
+                    ..BackendRef::service(from.clone(), &attach.namespace, &attach.name, port.port)
+                };
+                matches!(self.resolve(&backend).outcome(), Outcome::Policy(applied)
+                    if applied.policy_key() == &*entry.key
+                        && !applied.problems().iter().any(|p| matches!(p, PolicyProblem::NotTcp { .. })))
+            })
         })
     }
 

@@ -309,6 +309,14 @@ fn a_policy_in_effect_on_some_targets_is_accepted_saying_where_not() {
     // The one port it took is gone: in effect nowhere, it is not accepted.
     index.apply(&mk_service(NS, "svc", &[("https-1", 443)]));
     assert_eq!(accepted(&index, "multi"), (false, Reason::Invalid));
+
+    // A whole-Service target whose every port a port policy takes is no
+    // place it is in effect either.
+    let mut whole = mk_policy("whole", 1, "svc", None, "abc.example.com");
+    whole.spec.target_refs.push(target("", "Service", "missing", None));
+    index.apply(&whole);
+    assert_eq!(applied(&index, "svc", 443).as_deref(), Some("older"));
+    assert_eq!(accepted(&index, "whole"), (false, Reason::TargetNotFound));
 }
 
 /// A whole-Service policy that loses to an older one is `Conflicted` on
@@ -410,7 +418,7 @@ fn some_refs_bad_keeps_accepted_but_fails_closed() {
     assert_eq!(accepted(&index, "partly"), (true, Reason::Accepted));
     let conditions = index.policy_conditions(&ObjectKey::new(NS, "partly")).unwrap();
     assert!(
-        conditions.accepted.message.contains("connections using it fail"),
+        conditions.accepted.message.contains("Connections using it fail"),
         "{}",
         conditions.accepted.message
     );

@@ -98,8 +98,18 @@ impl Cached {
 }
 
 impl Inner {
-    fn get(&self, policy: usize, roots: &Arc<RootCertStore>, key: &ConfigKey) -> Option<&Cached> {
-        let built = self.policies.get(&policy).filter(|p| Arc::ptr_eq(&p.roots, roots))?;
+    /// What was built for `policy` with `roots`, for `key`. Anchors made
+    /// anew with the same content are the same `Arc` under a newer number:
+    /// the configs keep the newest number seen, so that an older caller
+    /// does not take them for stale.
+    fn get(
+        &mut self,
+        policy: usize,
+        (roots, made): (&Arc<RootCertStore>, u64),
+        key: &ConfigKey,
+    ) -> Option<&Cached> {
+        let built = self.policies.get_mut(&policy).filter(|p| Arc::ptr_eq(&p.roots, roots))?;
+        built.roots_made = built.roots_made.max(made);
         built.configs.get(key)
     }
 
@@ -154,8 +164,10 @@ impl TlsCache {
             params: inner.policies.hasher().hash_one((domain, &params.alpn)),
         };
         {
-            let inner = self.lock();
-            let cached = inner.get(id, roots, &key(&inner)).filter(|c| c.is_for(domain, params));
+            let mut inner = self.lock();
+            let key = key(&inner);
+            let cached =
+                inner.get(id, (roots, roots_made), &key).filter(|c| c.is_for(domain, params));
             if let Some(cached) = cached {
                 return Ok(cached.tls.clone());
             }
@@ -165,7 +177,9 @@ impl TlsCache {
         let tls = super::client_config_with_provider(applied, params, provider.clone())?;
         let mut inner = self.lock();
         let key = key(&inner);
-        if let Some(cached) = inner.get(id, roots, &key).filter(|c| c.is_for(domain, params)) {
+        if let Some(cached) =
+            inner.get(id, (roots, roots_made), &key).filter(|c| c.is_for(domain, params))
+        {
             return Ok(cached.tls.clone());
         }
         if inner.len >= inner.sweep_at {

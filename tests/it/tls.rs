@@ -995,9 +995,21 @@ fn a_client_certificate_outside_its_validity_is_refused() {
     use rustls::pki_types::UnixTime;
 
     let ca = Ca::root("test CA");
+    // A certificate of the chain other than the leaf, expired.
+    let stale_intermediate = {
+        let mut params = ca_params("old intermediate");
+        params.not_before = OffsetDateTime::now_utc() - Days::days(60);
+        params.not_after = OffsetDateTime::now_utc() - Days::days(1);
+        params.self_signed(&KeyPair::generate().unwrap()).unwrap().pem()
+    };
     let mut index = Index::default();
-    for (name, from_days, to_days) in [("valid", -1, 30), ("expired", -30, -1), ("early", 10, 30)] {
-        let (chain, key) = ca.issue(&[], from_days, to_days, true);
+    for (name, from_days, to_days) in
+        [("valid", -1, 30), ("expired", -30, -1), ("early", 10, 30), ("stale", -1, 30)]
+    {
+        let (mut chain, key) = ca.issue(&[], from_days, to_days, true);
+        if name == "stale" {
+            chain.push_str(&stale_intermediate);
+        }
         index.apply(
             &serde_json::from_value::<Secret>(json!({
                 "metadata": {"namespace": "infra", "name": name},
@@ -1015,12 +1027,14 @@ fn a_client_certificate_outside_its_validity_is_refused() {
     let in_30_days = UnixTime::now().as_secs() + 30 * 86_400;
     assert!(valid.not_after().as_secs().abs_diff(in_30_days) < 60, "{:?}", valid.not_after());
     assert!(valid.not_before().as_secs() < UnixTime::now().as_secs());
-    for (name, says) in [("expired", "expired at"), ("early", "not valid before")] {
+    for (name, says) in
+        [("expired", "expired at"), ("early", "not valid before"), ("stale", "expired at")]
+    {
         let error = read(name).unwrap_err();
         assert_eq!(error.reason(), Reason::InvalidClientCertificateRef);
         let message = error.to_string();
         assert!(
-            message.contains(&format!("Secret infra/{name}: the tls.crt certificate {says}")),
+            message.contains(&format!("Secret infra/{name}: a tls.crt certificate {says}")),
             "{message}"
         );
     }
