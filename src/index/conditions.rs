@@ -52,9 +52,33 @@ impl Index {
         }
         let target_problems = self.target_problems(entry, &mut warnings);
         let mut conflicts = self.conflicts(entry);
-        let in_effect_somewhere = self.in_effect_somewhere(entry);
+        // Where the data path uses it: asked only where the answer can
+        // change something (one target, in order, is in effect or has a
+        // problem or conflict that says why not).
+        let several = entry.attachments.len() > 1;
+        let effective = if several || !target_problems.is_empty() || !conflicts.is_empty() {
+            self.effective_targets(entry)
+        } else {
+            Vec::new()
+        };
+        let in_effect_somewhere = !effective.is_empty();
         // Where a policy in effect elsewhere is not: said, not refused.
         let mut not_here = Vec::new();
+        if several && in_effect_somewhere {
+            for (index, attach) in &entry.attachments {
+                let explained = target_problems.iter().any(|p| p.index() == *index)
+                    || conflicts.iter().any(|(i, _)| i == index);
+                if !effective.contains(index) && !explained {
+                    not_here.push((
+                        *index,
+                        format!(
+                            "targetRefs[{index}]: no port of {} {} uses it (port policies take them, or none is TCP)",
+                            attach.kind, attach.name
+                        ),
+                    ));
+                }
+            }
+        }
         for problem in target_problems {
             match problem.reason() {
                 _ if in_effect_somewhere => not_here.push((problem.index(), problem.to_string())),
@@ -66,7 +90,13 @@ impl Index {
             not_here.append(&mut conflicts);
         }
         not_here.sort_by_key(|(index, _)| *index);
-        let not_here: Vec<String> = not_here.into_iter().map(|(_, message)| message).collect();
+        let not_here = match not_here.is_empty() {
+            true => String::new(),
+            false => {
+                let list: Vec<_> = not_here.into_iter().map(|(_, message)| message).collect();
+                format!(". Not in effect at: {}", list.join(" | "))
+            }
+        };
         let conflicts: Vec<String> = conflicts.into_iter().map(|(_, message)| message).collect();
         let (ref_problems, no_valid_ca) = match &entry.validated {
             Ok(policy) => match policy.trust_anchors() {
@@ -96,7 +126,8 @@ impl Index {
         };
 
         let accepted = if !invalid.is_empty() {
-            ConditionState { status: false, reason: Reason::Invalid, message: invalid.join("; ") }
+            let message = format!("{}{not_here}", invalid.join("; "));
+            ConditionState { status: false, reason: Reason::Invalid, message }
         } else if !not_found.is_empty() {
             ConditionState {
                 status: false,
@@ -114,15 +145,16 @@ impl Index {
             ConditionState {
                 status: false,
                 reason: Reason::NoValidCACertificate,
-                message: format!("no CA certificate reference resolves: {}", refs.join("; ")),
+                message: format!(
+                    "no CA certificate reference resolves: {}{not_here}",
+                    refs.join("; ")
+                ),
             }
         } else {
             let mut message = "the policy is accepted".to_owned();
             if !not_here.is_empty() {
-                message.push_str(&format!(
-                    " where it is in effect. Not in effect at: {}",
-                    not_here.join("; ")
-                ));
+                message.push_str(" where it is in effect");
+                message.push_str(&not_here);
             }
             if !ref_problems.is_empty() {
                 // Accepted as Gateway API asks (some references resolve),
@@ -165,24 +197,34 @@ impl Index {
         })
     }
 
-    /// Whether the data path uses the policy for some port of a target:
-    /// resolving it (from the policy's namespace) gives this policy, on a
-    /// TCP port. (Its CA references may still fail it: that is
+    /// The targets (positions in `targetRefs`) the data path uses the
+    /// policy on: resolving a port of the target (from the policy's
+    /// namespace), the port it names if any, gives this policy on a TCP
+    /// port. (Its CA references may still fail it: that is
     /// `NoValidCACertificate` and `ResolvedRefs`.)
-    fn in_effect_somewhere(&self, entry: &PolicyEntry) -> bool {
+    fn effective_targets(&self, entry: &PolicyEntry) -> Vec<usize> {
         let from = Referrer::gateway_api("HTTPRoute", &entry.key.namespace);
-        entry.attachments.iter().any(|(_, attach)| {
-            let ports = self.backend_ports(attach.kind, &attach.namespace, &attach.name);
-            ports.into_iter().flatten().any(|port| {
-                let backend = BackendRef {
-                    kind: attach.kind,
-                    ..BackendRef::service(from.clone(), &attach.namespace, &attach.name, port.port)
-                };
-                matches!(self.resolve(&backend).outcome(), Outcome::Policy(applied)
-                    if applied.policy_key() == &*entry.key
-                        && !applied.problems().iter().any(|p| matches!(p, PolicyProblem::NotTcp { .. })))
+        let used = |attach: &super::AttachKey, port: &BackendPort| {
+            let backend = BackendRef {
+                kind: attach.kind,
+                ..BackendRef::service(from.clone(), &attach.namespace, &attach.name, port.port)
+            };
+            matches!(self.resolve(&backend).outcome(), Outcome::Policy(applied)
+                if applied.policy_key() == &*entry.key
+                    && !applied.problems().iter().any(|p| matches!(p, PolicyProblem::NotTcp { .. })))
+        };
+        entry
+            .attachments
+            .iter()
+            .filter(|(_, attach)| {
+                let ports = self.backend_ports(attach.kind, &attach.namespace, &attach.name);
+                ports.into_iter().flatten().any(|port| match &attach.section {
+                    Some(section) => port.name.as_ref() == Some(section) && used(attach, port),
+                    None => used(attach, port),
+                })
             })
-        })
+            .map(|(index, _)| *index)
+            .collect()
     }
 
     /// Problems with the policy's targets; warnings (UDP or SCTP ports a

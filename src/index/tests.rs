@@ -317,6 +317,21 @@ fn a_policy_in_effect_on_some_targets_is_accepted_saying_where_not() {
     index.apply(&whole);
     assert_eq!(applied(&index, "svc", 443).as_deref(), Some("older"));
     assert_eq!(accepted(&index, "whole"), (false, Reason::TargetNotFound));
+
+    // In effect on one Service and shadowed on the other: accepted, and
+    // the message says where it is not used although nothing is wrong there.
+    index.apply(&mk_service(NS, "other", &[("https", 443)]));
+    let mut both = mk_policy("both", 1, "other", None, "abc.example.com");
+    both.spec.target_refs.push(target("", "Service", "svc", None));
+    index.apply(&both);
+    let condition = index.policy_conditions(&ObjectKey::new(NS, "both")).unwrap().accepted;
+    assert_eq!((condition.status, condition.reason), (true, Reason::Accepted));
+    assert!(
+        condition.message.contains("targetRefs[1]: no port of Service svc uses it"),
+        "{}",
+        condition.message
+    );
+    assert_eq!(applied(&index, "other", 443).as_deref(), Some("both"));
 }
 
 /// A whole-Service policy that loses to an older one is `Conflicted` on

@@ -138,15 +138,6 @@ impl Validity {
         Self { not_before: validity.not_before, not_after: validity.not_after }
     }
 
-    /// The period within both: a chain is valid only while each of its
-    /// certificates is.
-    pub(crate) fn and(self, other: Self) -> Self {
-        Self {
-            not_before: self.not_before.max(other.not_before),
-            not_after: self.not_after.min(other.not_after),
-        }
-    }
-
     pub(crate) fn not_before(&self) -> UnixTime {
         unix_time(self.not_before)
     }

@@ -31,7 +31,8 @@ pub struct ClientCertificate(Arc<KeyPair>);
 struct KeyPair {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    /// When every certificate of the chain is valid.
+    /// The leaf's. (The other certificates' are left to the backend: a
+    /// chain may carry an expired cross-sign that path building skips.)
     validity: Validity,
 }
 
@@ -70,8 +71,7 @@ impl ClientCertificate {
                 Err(error) => BlockProblem::Pem(error.to_string()),
                 Ok((b"CERTIFICATE", der)) => match x509_parser::parse_x509_certificate(&der) {
                     Ok(([], certificate)) => {
-                        let this = Validity::of(&certificate);
-                        validity = Some(validity.map_or(this, |v: Validity| v.and(this)));
+                        validity.get_or_insert(Validity::of(&certificate));
                         chain.push(CertificateDer::from(der));
                         continue;
                     }
@@ -105,8 +105,8 @@ impl ClientCertificate {
     ///
     /// # Errors
     ///
-    /// rustls' error when the chain is empty, a certificate of it does not
-    /// parse (`BadEncoding`), the key cannot be loaded, or it does not belong to
+    /// rustls' error when the chain is empty, the leaf does not parse
+    /// (`BadEncoding`), the key cannot be loaded, or it does not belong to
     /// the leaf (when the provider can tell: one that cannot say what a
     /// key's public half is, as with some hardware keys, lets any key
     /// through).
@@ -117,15 +117,11 @@ impl ClientCertificate {
     ) -> Result<Self, rustls::Error> {
         // (rustls checks the key against the leaf only when its provider
         // can say what the key's public half is; an empty chain would pass.)
-        let mut validity: Option<Validity> = None;
-        for certificate in &chain {
-            let this = match x509_parser::parse_x509_certificate(certificate) {
-                Ok(([], certificate)) => Validity::of(&certificate),
-                _ => return Err(rustls::Error::InvalidCertificate(CertificateError::BadEncoding)),
-            };
-            validity = Some(validity.map_or(this, |v| v.and(this)));
-        }
-        let validity = validity.ok_or(rustls::Error::NoCertificatesPresented)?;
+        let leaf = chain.first().ok_or(rustls::Error::NoCertificatesPresented)?;
+        let validity = match x509_parser::parse_x509_certificate(leaf) {
+            Ok(([], certificate)) => Validity::of(&certificate),
+            _ => return Err(rustls::Error::InvalidCertificate(CertificateError::BadEncoding)),
+        };
         CertifiedKey::from_der(chain.clone(), key.clone_key(), provider)?;
         Ok(Self(Arc::new(KeyPair { chain, key, validity })))
     }
@@ -140,15 +136,15 @@ impl ClientCertificate {
         &self.0.key
     }
 
-    /// When the whole chain becomes valid (the latest start among its
-    /// certificates).
+    /// The start of the leaf's validity.
     pub fn not_before(&self) -> UnixTime {
         self.0.validity.not_before()
     }
 
-    /// The last second the whole chain is valid (the earliest end among
-    /// its certificates): a Gateway's `ResolvedRefs` turns `False` the
-    /// second after, when a controller should requeue it.
+    /// The last second of the leaf's validity: a Gateway's `ResolvedRefs`
+    /// turns `False` the second after, when a controller should requeue it.
+    /// (The other certificates' validity is left to the backend: a chain
+    /// may carry an expired cross-sign that path building skips.)
     pub fn not_after(&self) -> UnixTime {
         self.0.validity.not_after()
     }
@@ -318,8 +314,8 @@ impl Index {
     /// Secret without a ReferenceGrant (checked first, so nothing about the
     /// Secret is revealed); [`ClientCertificateError::InvalidClientCertificateRef`]
     /// for a reference of another group or kind, a missing Secret, one
-    /// without a usable `tls.crt`/`tls.key` pair, or one with a certificate
-    /// in `tls.crt` expired or not valid yet (now: requeue the Gateway the
+    /// without a usable `tls.crt`/`tls.key` pair, or one whose leaf
+    /// certificate has expired or is not valid yet (now: requeue the Gateway the
     /// second after [`ClientCertificate::not_after`] to report its expiry
     /// on time).
     pub fn client_certificate_from_ref(
@@ -351,7 +347,7 @@ impl Index {
             // Sent, it would be refused by the backend, saying less.
             Some(Ok(certificate)) => match certificate.0.validity.check(UnixTime::now()) {
                 Ok(()) => Ok(certificate.clone()),
-                Err(problem) => Err(invalid(&format!("a tls.crt certificate {problem}"))),
+                Err(problem) => Err(invalid(&format!("the tls.crt certificate {problem}"))),
             },
         }
     }

@@ -1027,14 +1027,15 @@ fn a_client_certificate_outside_its_validity_is_refused() {
     let in_30_days = UnixTime::now().as_secs() + 30 * 86_400;
     assert!(valid.not_after().as_secs().abs_diff(in_30_days) < 60, "{:?}", valid.not_after());
     assert!(valid.not_before().as_secs() < UnixTime::now().as_secs());
-    for (name, says) in
-        [("expired", "expired at"), ("early", "not valid before"), ("stale", "expired at")]
-    {
+    // An expired certificate after the leaf (a cross-sign that path
+    // building skips) is the backend's to judge.
+    assert!(read("stale").is_ok());
+    for (name, says) in [("expired", "expired at"), ("early", "not valid before")] {
         let error = read(name).unwrap_err();
         assert_eq!(error.reason(), Reason::InvalidClientCertificateRef);
         let message = error.to_string();
         assert!(
-            message.contains(&format!("Secret infra/{name}: a tls.crt certificate {says}")),
+            message.contains(&format!("Secret infra/{name}: the tls.crt certificate {says}")),
             "{message}"
         );
     }
