@@ -11,7 +11,7 @@ use backend_tls_policy::{
         v1alpha3,
     },
     grant::Referrer,
-    index::{BackendRef, ObjectKey, Outcome, Resolution},
+    index::{BackendRef, Indexed, ObjectKey, Outcome, Resolution},
     name::ControllerName,
     runtime::{
         Feeder, NotSynced, SharedIndex, StatusError, StatusWrite, write_all_status, write_status,
@@ -213,8 +213,7 @@ async fn a_ca_expiring_while_running_is_refused() {
         );
         index.apply(&policy("shop", "p", "abc.example.com"));
     });
-    let backend =
-        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443);
+    let backend = shop_svc();
     let usable = |i: &Index| match i.resolve(&backend).outcome() {
         Outcome::Policy(applied) => applied.usable().is_ok(),
         other => panic!("{other:?}"),
@@ -258,22 +257,17 @@ fn a_relist_speaks_for_its_own_watch() {
     index.update(|i| i.apply(&service("files", "z")));
     let (mut a, mut b) = (index.feeder::<Service>("a"), index.feeder::<Service>("b"));
     for (feeder, ns, name) in [(&mut a, "a", "x"), (&mut b, "b", "y")] {
-        feeder.handle(Event::Init);
-        feeder.handle(Event::InitApply(service(ns, name)));
-        feeder.handle(Event::InitDone);
+        list(feeder, &[service(ns, name)]);
     }
     let all = [("a", "x"), ("a", "w"), ("b", "y"), ("files", "z")];
     assert_eq!(held(&index, &all), ["a/x", "b/y", "files/z"]);
     // `a` sees a/w appear, then restarts; a/w went while it was down.
     a.handle(Event::Apply(service("a", "w")));
     assert_eq!(held(&index, &all), ["a/x", "a/w", "b/y", "files/z"]);
-    a.handle(Event::Init);
-    a.handle(Event::InitApply(service("a", "x")));
-    a.handle(Event::InitDone);
+    list(&mut a, &[service("a", "x")]);
     assert_eq!(held(&index, &all), ["a/x", "b/y", "files/z"]);
     // An empty relist of `b` removes b/y only.
-    b.handle(Event::Init);
-    b.handle(Event::InitDone);
+    list(&mut b, &[]);
     assert_eq!(held(&index, &all), ["a/x", "files/z"]);
 }
 
@@ -294,21 +288,18 @@ async fn status_waits_for_every_first_list() {
     assert!(!index.is_synced(), "no policy watch yet");
     assert_eq!(index.waiting_for(), ["BackendTLSPolicy"]);
     let mut policies = index.feeder::<BackendTlsPolicy>("");
-    policies.handle(Event::Init);
-    policies.handle(Event::InitDone);
+    list(&mut policies, &[]);
     assert!(index.is_synced());
     let (mut first, mut second) = (index.feeder::<ConfigMap>(""), index.feeder::<Service>(""));
     assert!(!index.is_synced());
     assert_eq!(index.waiting_for(), ["ConfigMap", "Service"]);
     assert!(write().await.is_empty(), "written before the lists");
-    first.handle(Event::Init);
-    first.handle(Event::InitDone);
+    list(&mut first, &[]);
     assert!(!index.is_synced(), "one list to go");
     assert_eq!(index.waiting_for(), ["Service"]);
     assert!(write().await.is_empty());
     let changes = index.changes();
-    second.handle(Event::Init);
-    second.handle(Event::InitDone);
+    list(&mut second, &[]);
     assert!(index.is_synced());
     assert!(index.waiting_for().is_empty());
     assert!(changes.has_changed().unwrap(), "being synced is signalled");
@@ -356,19 +347,14 @@ fn ca_config_map(ns: &str, name: &str) -> ConfigMap {
 #[tokio::test]
 async fn resolve_refuses_until_every_first_list() {
     let index = SharedIndex::default();
-    let backend =
-        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443);
+    let backend = shop_svc();
     let outcome = || index.resolve(&backend).map(Resolution::into_outcome);
     let (mut services, mut policies) =
         (index.feeder::<Service>(""), index.feeder::<BackendTlsPolicy>(""));
-    services.handle(Event::Init);
-    services.handle(Event::InitApply(service("shop", "svc")));
-    services.handle(Event::InitDone);
+    list(&mut services, &[service("shop", "svc")]);
     assert!(matches!(index.read().resolve(&backend).outcome(), Outcome::NoPolicy));
     assert!(matches!(outcome(), Err(NotSynced { .. })));
-    policies.handle(Event::Init);
-    policies.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
-    policies.handle(Event::InitDone);
+    list(&mut policies, &[policy("shop", "p", "abc.example.com")]);
     let Ok(Outcome::Policy(applied)) = outcome() else { panic!("the policy applies") };
     assert_eq!(applied.policy_key(), &ObjectKey::new("shop", "p"));
 
@@ -376,9 +362,7 @@ async fn resolve_refuses_until_every_first_list() {
     let mut later = index.feeder::<Service>("elsewhere");
     assert!(matches!(outcome(), Err(NotSynced { .. })));
     assert_eq!(index.waiting_for(), ["Service (elsewhere)"]);
-    later.handle(Event::Init);
-    later.handle(Event::InitApply(service("elsewhere", "svc")));
-    later.handle(Event::InitDone);
+    list(&mut later, &[service("elsewhere", "svc")]);
     assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
     // Retired on purpose, it takes its objects along and is not waited for,
     // listed or not.
@@ -400,17 +384,12 @@ async fn resolve_refuses_until_every_first_list() {
 #[tokio::test]
 async fn a_restarted_watch_takes_over_what_the_gone_one_fed() {
     let index = SharedIndex::default();
-    let backend =
-        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443);
+    let backend = shop_svc();
     let outcome = || index.resolve(&backend).map(Resolution::into_outcome);
     let mut services = index.feeder::<Service>("");
-    services.handle(Event::Init);
-    services.handle(Event::InitApply(service("shop", "svc")));
-    services.handle(Event::InitDone);
+    list(&mut services, &[service("shop", "svc")]);
     let mut shop = index.feeder::<BackendTlsPolicy>("shop");
-    shop.handle(Event::Init);
-    shop.handle(Event::InitApply(policy("shop", "p", "abc.example.com")));
-    shop.handle(Event::InitDone);
+    list(&mut shop, &[policy("shop", "p", "abc.example.com")]);
     assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
 
     // Its task ends; `p` is deleted in the cluster meanwhile.
@@ -418,8 +397,7 @@ async fn a_restarted_watch_takes_over_what_the_gone_one_fed() {
     assert!(matches!(outcome(), Err(NotSynced { .. })));
     assert_eq!(index.waiting_for(), ["BackendTLSPolicy (shop)"]);
     let mut web = index.feeder::<BackendTlsPolicy>("web");
-    web.handle(Event::Init);
-    web.handle(Event::InitDone);
+    list(&mut web, &[]);
     assert!(matches!(outcome(), Err(NotSynced { .. })), "another namespace's watch listed");
     assert_eq!(index.waiting_for(), ["BackendTLSPolicy (shop)"]);
 
@@ -437,8 +415,7 @@ async fn a_restarted_watch_takes_over_what_the_gone_one_fed() {
     drop(restarted);
     drop(index.feeder::<BackendTlsPolicy>("shop"));
     let mut third = index.feeder::<BackendTlsPolicy>("shop");
-    third.handle(Event::Init);
-    third.handle(Event::InitDone);
+    list(&mut third, &[]);
     assert!(index.read().policy(&ObjectKey::new("shop", "q")).is_none(), "q was handed on");
     assert!(index.is_synced());
 }
@@ -448,23 +425,16 @@ async fn a_restarted_watch_takes_over_what_the_gone_one_fed() {
 #[tokio::test]
 async fn overlapping_and_restarted_watches_keep_what_another_holds() {
     let index = SharedIndex::default();
-    let list = |feeder: &mut Feeder<Service>, names: &[(&str, &str)]| {
-        feeder.handle(Event::Init);
-        for (ns, name) in names {
-            feeder.handle(Event::InitApply(service(ns, name)));
-        }
-        feeder.handle(Event::InitDone);
-    };
     let mut policies = index.feeder::<BackendTlsPolicy>("");
-    list_policies(&mut policies, &[]);
+    list(&mut policies, &[]);
     let all = [("shop", "a"), ("shop", "b"), ("shop", "c")];
 
     // Two watches see shop/a; a delete seen by one (a label no longer
     // matching its selector) leaves it to the other.
     let (mut labelled, mut everything) =
         (index.feeder::<Service>("app=shop"), index.feeder::<Service>(""));
-    list(&mut labelled, &[("shop", "a")]);
-    list(&mut everything, &[("shop", "a"), ("shop", "b")]);
+    list(&mut labelled, &[service("shop", "a")]);
+    list(&mut everything, &[service("shop", "a"), service("shop", "b")]);
     labelled.handle(Event::Delete(service("shop", "a")));
     assert_eq!(held(&index, &all), ["shop/a", "shop/b"]);
     everything.handle(Event::Delete(service("shop", "a")));
@@ -473,7 +443,7 @@ async fn overlapping_and_restarted_watches_keep_what_another_holds() {
     // Restarted before the old task is gone: the new watch lists first
     // (shop/b was deleted meanwhile, shop/c created), then the old one goes.
     let mut restarted = index.feeder::<Service>("");
-    list(&mut restarted, &[("shop", "c")]);
+    list(&mut restarted, &[service("shop", "c")]);
     assert_eq!(held(&index, &all), ["shop/b", "shop/c"], "the old one still holds b");
     drop(everything);
     assert!(index.is_synced(), "{:?}", index.waiting_for());
@@ -496,20 +466,15 @@ async fn overlapping_and_restarted_watches_keep_what_another_holds() {
 #[tokio::test]
 async fn retiring_leaves_what_another_watch_holds() {
     let index = SharedIndex::default();
-    let backend =
-        BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443);
+    let backend = shop_svc();
     let outcome = || index.resolve(&backend).map(Resolution::into_outcome);
     let mut services = index.feeder::<Service>("");
-    services.handle(Event::Init);
-    services.handle(Event::InitApply(service("shop", "svc")));
-    services.handle(Event::InitDone);
+    list(&mut services, &[service("shop", "svc")]);
     let p = || policy("shop", "p", "abc.example.com");
     let mut v1 = index.feeder::<BackendTlsPolicy>("");
-    list_policies(&mut v1, &[p()]);
+    list(&mut v1, &[p()]);
     let mut v1alpha3 = index.feeder::<v1alpha3::BackendTlsPolicy>("");
-    v1alpha3.handle(Event::Init);
-    v1alpha3.handle(Event::InitApply(v1alpha3::BackendTlsPolicy::from(p())));
-    v1alpha3.handle(Event::InitDone);
+    list(&mut v1alpha3, &[v1alpha3::BackendTlsPolicy::from(p())]);
     v1alpha3.retire();
     assert!(matches!(outcome(), Ok(Outcome::Policy(_))));
 
@@ -518,16 +483,22 @@ async fn retiring_leaves_what_another_watch_holds() {
     drop(v1);
     assert!(matches!(outcome(), Err(NotSynced { .. })));
     let mut shop = index.feeder::<BackendTlsPolicy>("shop");
-    list_policies(&mut shop, &[p()]);
+    list(&mut shop, &[p()]);
     assert_eq!(index.waiting_for(), ["BackendTLSPolicy"], "the old watch is still owed");
     index.feeder::<BackendTlsPolicy>("").retire();
     assert!(matches!(outcome(), Ok(Outcome::Policy(_))), "shop/p is shop's too");
 }
 
-fn list_policies(feeder: &mut Feeder<BackendTlsPolicy>, policies: &[BackendTlsPolicy]) {
+/// A reference from an HTTPRoute in `shop` to Service `shop/svc`, port 443.
+fn shop_svc() -> BackendRef {
+    BackendRef::service(Referrer::gateway_api("HTTPRoute", "shop"), "shop", "svc", 443)
+}
+
+/// One whole list of a watch: `Init`, the objects, `InitDone`.
+fn list<K: Indexed + Clone>(feeder: &mut Feeder<K>, objects: &[K]) {
     feeder.handle(Event::Init);
-    for policy in policies {
-        feeder.handle(Event::InitApply(policy.clone()));
+    for object in objects {
+        feeder.handle(Event::InitApply(object.clone()));
     }
     feeder.handle(Event::InitDone);
 }
@@ -601,7 +572,7 @@ mod model {
     fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let index = SharedIndex::default();
         let mut policies = index.feeder::<BackendTlsPolicy>("");
-        list_policies(&mut policies, &[]);
+        list(&mut policies, &[]);
         let mut cluster: BTreeSet<Key> = BTreeSet::new();
         let mut watches: Vec<Watch> = Vec::new();
         // Scopes a gone watch left owed, until a watch of that scope lists.
